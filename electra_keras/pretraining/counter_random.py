@@ -1,0 +1,72 @@
+"""Counter-based random numbers keyed by (seed, step, example index).
+
+Masking and sampling draw their randomness from a hash of `(seed, stream,
+step, global example index, element index)` instead of a stateful generator.
+The numbers an example gets therefore do not depend on how the global batch
+is split across replicas or hosts: a run on one device and a run under
+`MirroredStrategy` with the same global batch see the same masks and samples.
+
+The hash is a two-round integer mixer (the finalizer of MurmurHash3-style
+hashes) on uint32, written in `keras.ops` so it runs inside XLA on any device.
+"""
+
+from keras import ops
+
+_GOLDEN = 0x9E3779B9
+_ROW = 0x85EBCA6B
+_COLUMN = 0xC2B2AE35
+
+
+def _mix(x):
+    """A bijective avalanche mixer on uint32 tensors."""
+    x = ops.bitwise_xor(x, ops.right_shift(x, 16))
+    x = ops.multiply(x, ops.convert_to_tensor(0x7FEB352D, "uint32"))
+    x = ops.bitwise_xor(x, ops.right_shift(x, 15))
+    x = ops.multiply(x, ops.convert_to_tensor(0x846CA68B, "uint32"))
+    return ops.bitwise_xor(x, ops.right_shift(x, 16))
+
+
+def _key(seed: int, stream: int, step, row_ids):
+    """Per-example uint32 keys, shape `[batch]`."""
+    base = (seed * _GOLDEN + stream * 0x632BE5AB + 0x5BD1E995) & 0xFFFFFFFF
+    step = ops.cast(step, "uint32")
+    key = _mix(ops.bitwise_xor(ops.convert_to_tensor(base, "uint32"), step))
+    rows = ops.multiply(
+        ops.cast(row_ids, "uint32"), ops.convert_to_tensor(_ROW, "uint32")
+    )
+    return _mix(_mix(ops.add(key, rows)))
+
+
+def uniform(seed: int, stream: int, step, row_ids, shape):
+    """Uniform floats in the open interval (0, 1).
+
+    Args:
+        seed: The run's seed (a Python int).
+        stream: A small int that separates independent uses (masking, sampling).
+        step: Scalar int tensor, the training step.
+        row_ids: int tensor `[batch]`, each example's index in the global batch.
+        shape: Static shape `(batch, ...)` of the result.
+
+    Returns:
+        float32 tensor of `shape`.
+    """
+    batch = shape[0]
+    inner = 1
+    for dim in shape[1:]:
+        inner *= int(dim)
+    keys = ops.reshape(_key(seed, stream, step, row_ids), (batch, 1))
+    columns = ops.multiply(
+        ops.cast(ops.arange(inner, dtype="int32"), "uint32"),
+        ops.convert_to_tensor(_COLUMN, "uint32"),
+    )
+    bits = _mix(_mix(ops.bitwise_xor(keys, ops.reshape(columns, (1, inner)))))
+    # Top 24 bits -> (0, 1), never exactly 0 or 1.
+    top = ops.cast(ops.right_shift(bits, 8), "float32")
+    values = (top + 0.5) / float(1 << 24)
+    return ops.reshape(values, shape)
+
+
+def gumbel(seed: int, stream: int, step, row_ids, shape):
+    """Standard Gumbel noise, `-log(-log(u))`, with the same keys as `uniform`."""
+    u = uniform(seed, stream, step, row_ids, shape)
+    return -ops.log(-ops.log(u))
