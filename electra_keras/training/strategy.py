@@ -1,0 +1,235 @@
+"""Distribution strategy, mixed precision and XLA choices for a training run.
+
+Call `create_strategy` first in a program: splitting the CPU into logical
+devices (for `mirrored` without GPUs) is only possible before TensorFlow
+initializes its devices, that is before any op runs.
+
+Known limit: Keras 3.15.1's `fit()` fails under `MultiWorkerMirroredStrategy`
+(tensorflow/tensorflow#72388, `_maybe_symbolic_build` and `reduce_per_replica`
+in `keras/src/backend/tensorflow/trainer.py`); the strategy itself is built here
+and the trainer has to work around it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from electra_keras.config import MIXED_PRECISION_POLICIES, STRATEGIES, ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+def create_strategy(
+    name: str, num_cpu_replicas: int = 0, *, tpu_address: str | None = None
+) -> tf.distribute.Strategy:
+    """Builds the `tf.distribute` strategy named by `PretrainingConfig.strategy`.
+
+    Args:
+        name: "default" (the one-device default strategy), "mirrored" (all
+            local GPUs; without GPUs, `num_cpu_replicas` logical CPU devices, or
+            one CPU replica when that is below 2), "multi_worker"
+            (`MultiWorkerMirroredStrategy`, configured by the `TF_CONFIG`
+            environment variable) or "tpu".
+        num_cpu_replicas: For "mirrored" on a machine without GPUs: split the
+            CPU into this many logical devices and mirror over them (>= 2), so
+            multi-replica code can be tested on CPU. Ignored otherwise.
+        tpu_address: For "tpu": the TPU name or `grpc://` address, "local" on
+            a TPU VM; None lets `TPUClusterResolver` find it (e.g. `TPU_NAME`).
+
+    Returns:
+        The strategy; enter `strategy.scope()` before building models.
+
+    Raises:
+        ConfigError: Unknown name, or a bad `num_cpu_replicas` or `TF_CONFIG`.
+        RuntimeError: The CPU can no longer be split, or no TPU was found.
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return _mirrored_strategy(num_cpu_replicas)
+    if name == "multi_worker":
+        _check_tf_config(os.environ.get("TF_CONFIG"))
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        return _tpu_strategy(tpu_address)
+    raise ConfigError(
+        f"Unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}."
+    )
+
+
+def _mirrored_strategy(num_cpu_replicas: int) -> tf.distribute.Strategy:
+    if not isinstance(num_cpu_replicas, int) or num_cpu_replicas < 0:
+        raise ConfigError(
+            f"`num_cpu_replicas` must be an integer >= 0, got {num_cpu_replicas!r}."
+        )
+    if tf.config.list_physical_devices("GPU"):
+        return tf.distribute.MirroredStrategy()
+    if num_cpu_replicas < 2:
+        logger.warning(
+            "No GPU found and num_cpu_replicas < 2: MirroredStrategy runs one "
+            "replica on the CPU."
+        )
+        return tf.distribute.MirroredStrategy(["/cpu:0"])
+    split_cpu(num_cpu_replicas)
+    return tf.distribute.MirroredStrategy(
+        [f"/cpu:{i}" for i in range(num_cpu_replicas)]
+    )
+
+
+def split_cpu(num_devices: int) -> None:
+    """Splits the first physical CPU into `num_devices` logical devices.
+
+    Does nothing if it is already split that way.
+
+    Args:
+        num_devices: Number of logical CPU devices, `/cpu:0` to `/cpu:{n-1}`.
+
+    Raises:
+        RuntimeError: TensorFlow already initialized its devices with another
+            layout (logical devices can only be configured once per process).
+    """
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    current = tf.config.get_logical_device_configuration(cpu)
+    if current is not None and len(current) == num_devices:
+        return
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(num_devices)]
+        )
+    except RuntimeError as error:
+        raise RuntimeError(
+            f"Cannot split the CPU into {num_devices} logical devices: TensorFlow "
+            "has already initialized its devices (some op or "
+            "`tf.config.list_logical_devices` ran first). Call "
+            "`create_strategy(...)` at the very start of the program, before "
+            "building models or datasets, or run in a fresh process."
+        ) from error
+
+
+def _check_tf_config(raw: str | None) -> dict[str, Any]:
+    """Validates `TF_CONFIG` for `MultiWorkerMirroredStrategy`; returns it parsed."""
+    example = (
+        'e.g. {"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+        '"task": {"type": "worker", "index": 0}}'
+    )
+    if not raw:
+        raise ConfigError(
+            "Strategy 'multi_worker' needs the TF_CONFIG environment variable "
+            f"describing the cluster and this task, {example}."
+        )
+    try:
+        tf_config = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ConfigError(
+            f"TF_CONFIG is not valid JSON ({error}); {example}."
+        ) from error
+    if not isinstance(tf_config, dict):
+        raise ConfigError(f"TF_CONFIG must be a JSON object; {example}.")
+    cluster = tf_config.get("cluster")
+    if not isinstance(cluster, dict) or not cluster:
+        raise ConfigError(
+            f"TF_CONFIG has no 'cluster' (job name -> list of addresses); {example}."
+        )
+    for job, addresses in cluster.items():
+        if not isinstance(addresses, list) or not addresses:
+            raise ConfigError(
+                f"TF_CONFIG cluster job {job!r} must be a non-empty list of "
+                f"'host:port' addresses; {example}."
+            )
+    task = tf_config.get("task")
+    if not isinstance(task, dict) or "type" not in task or "index" not in task:
+        raise ConfigError(
+            f"TF_CONFIG has no 'task' with 'type' and 'index'; {example}."
+        )
+    task_type, index = task["type"], task["index"]
+    if task_type not in cluster:
+        raise ConfigError(
+            f"TF_CONFIG task type {task_type!r} is not a job of the cluster "
+            f"({', '.join(cluster)})."
+        )
+    if not isinstance(index, int) or not 0 <= index < len(cluster[task_type]):
+        raise ConfigError(
+            f"TF_CONFIG task index {index!r} is out of range for job "
+            f"{task_type!r} ({len(cluster[task_type])} addresses)."
+        )
+    return tf_config
+
+
+def _tpu_strategy(tpu_address: str | None) -> tf.distribute.Strategy:
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, RuntimeError, tf.errors.OpError) as error:
+        raise RuntimeError(
+            "Strategy 'tpu' found no usable TPU "
+            f"({type(error).__name__}: {error}). Run on a TPU VM (tpu_address="
+            "'local') or set TPU_NAME / tpu_address, or choose another strategy."
+        ) from error
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def set_mixed_precision(policy: str) -> None:
+    """Sets Keras' global dtype policy, after checking its name.
+
+    Args:
+        policy: "float32", "mixed_bfloat16" or "mixed_float16". Set it before
+            building models; `create_optimizer` adds loss scaling for
+            "mixed_float16".
+
+    Raises:
+        ConfigError: Unknown policy name.
+    """
+    if policy not in MIXED_PRECISION_POLICIES:
+        raise ConfigError(
+            f"Unknown mixed precision policy {policy!r}; choose one of "
+            f"{', '.join(MIXED_PRECISION_POLICIES)}."
+        )
+    keras.mixed_precision.set_global_policy(policy)
+
+
+def accelerator_kind() -> str:
+    """The kind of accelerator training runs on: "tpu", "gpu" or "cpu".
+
+    Looks only at physical devices and the current strategy, so it does not
+    initialize TensorFlow's devices (the CPU can still be split afterwards).
+    """
+    if isinstance(tf.distribute.get_strategy(), tf.distribute.TPUStrategy):
+        return "tpu"
+    if tf.config.list_physical_devices("TPU"):
+        return "tpu"
+    if tf.config.list_physical_devices("GPU"):
+        return "gpu"
+    return "cpu"
+
+
+def resolve_xla(setting: str, kind: str | None = None) -> bool:
+    """Turns the config's `xla` setting into whether to XLA-compile the step.
+
+    "auto" means on for GPU and TPU, off on CPU: on CPU, XLA was measured
+    about 35% slower for an ELECTRA-Small-shaped pretrainer on 2 cores (see
+    STACK_NOTES.md), and Keras' own `jit_compile="auto"` is off there too.
+
+    Args:
+        setting: "on", "off" or "auto".
+        kind: Accelerator kind for "auto"; `accelerator_kind()` when None.
+
+    Returns:
+        True to compile with XLA.
+
+    Raises:
+        ConfigError: Unknown setting.
+    """
+    if setting == "on":
+        return True
+    if setting == "off":
+        return False
+    if setting == "auto":
+        return (kind or accelerator_kind()) in ("gpu", "tpu")
+    raise ConfigError(f"`xla` must be 'on', 'off' or 'auto', got {setting!r}.")
