@@ -9,10 +9,10 @@ gradient clipping by global norm 1.0. Two known differences from the original:
   has none. Keras' updates are therefore smaller early on, by
   `sqrt(1 - 0.999**t) / (1 - 0.9**t)`: 0.32 at step 1, 0.80 at step 1000, 0.997
   at step 5000, within the paper's 10k warm-up steps.
-- Under `tf.distribute`, Keras clips each replica's gradients (of its loss,
-  already divided by the number of replicas) before they are summed across
-  replicas, so the clipping bound does not act on the global gradient as it
-  does on one device.
+- Under `tf.distribute`, Keras alone would clip each replica's partial
+  gradient before the cross-replica sum. `ElectraPretrainer`'s step
+  (`training.replica_step`) all-reduces and clips by the global norm first,
+  so clipping acts on the global gradient, as on one device.
 
 How Keras 3.15 chooses the variables to decay: `exclude_from_weight_decay(
 var_names=...)` joins the strings into one regular expression and
