@@ -1,0 +1,167 @@
+"""WordPiece tokenization with tensorflow-text, usable inside tf.data and tf.function.
+
+`ElectraTokenizer` wraps `tf_text.BertTokenizer` (not `FastBertTokenizer`): its
+ops (CaseFoldUTF8, NormalizeUTF8, RegexSplitWithOffsets,
+WordpieceTokenizeWithOffsets) are all linked into TF Serving, so an exported
+model that tokenizes in-graph can be served.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import tensorflow as tf
+import tensorflow_text as tf_text
+from tensorflow_text.python.ops.bert_tokenizer import BasicTokenizer
+
+from electra_keras.data.vocab import check_vocabulary, load_vocabulary
+
+
+def word_splitter(lowercase: bool) -> BasicTokenizer:
+    """The word split that comes before WordPiece (also used to build vocabularies).
+
+    Splits on whitespace and punctuation, CJK characters apart; lower-cases and
+    strips accents when `lowercase`, NFC-normalizes otherwise.
+
+    Args:
+        lowercase: lower-case and strip accents.
+    """
+    return BasicTokenizer(
+        lower_case=lowercase, normalization_form=None if lowercase else "NFC"
+    )
+
+
+class ElectraTokenizer:
+    """BERT-style WordPiece tokenizer over an in-memory vocabulary.
+
+    Text is split on whitespace and punctuation (CJK characters split apart),
+    optionally lower-cased with accents stripped, then cut into the longest
+    matching wordpieces; words that cannot be cut become [UNK].
+
+    Args:
+        vocabulary: a list of tokens (id = index) or the path of a vocab.txt.
+        lowercase: lower-case and strip accents first (uncased vocabularies).
+            When False the text is NFC-normalized instead.
+    """
+
+    def __init__(
+        self, vocabulary: Sequence[str] | str | os.PathLike, lowercase: bool = True
+    ) -> None:
+        if isinstance(vocabulary, (str, os.PathLike)):
+            tokens = load_vocabulary(os.fspath(vocabulary))
+        else:
+            tokens = [str(token) for token in vocabulary]
+            check_vocabulary(tokens)
+        self._vocabulary = tokens
+        self._lowercase = bool(lowercase)
+        self._ids = {token: index for index, token in enumerate(tokens)}
+        table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                keys=tf.constant(tokens, dtype=tf.string),
+                values=tf.range(len(tokens), dtype=tf.int64),
+            ),
+            default_value=self._ids["[UNK]"],
+        )
+        self._tokenizer = tf_text.BertTokenizer(
+            table,
+            token_out_type=tf.int32,
+            unknown_token="[UNK]",
+            lower_case=self._lowercase,
+            normalization_form=None if self._lowercase else "NFC",
+        )
+        # The same split as `word_splitter`: BertTokenizer builds its own.
+
+    # === Properties ===
+    @property
+    def vocabulary(self) -> list[str]:
+        return list(self._vocabulary)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._vocabulary)
+
+    @property
+    def lowercase(self) -> bool:
+        return self._lowercase
+
+    @property
+    def pad_id(self) -> int:
+        return self._ids["[PAD]"]
+
+    @property
+    def unk_id(self) -> int:
+        return self._ids["[UNK]"]
+
+    @property
+    def cls_id(self) -> int:
+        return self._ids["[CLS]"]
+
+    @property
+    def sep_id(self) -> int:
+        return self._ids["[SEP]"]
+
+    @property
+    def mask_id(self) -> int:
+        return self._ids["[MASK]"]
+
+    @property
+    def special_ids(self) -> list[int]:
+        """Ids of [PAD] [UNK] [CLS] [SEP] [MASK], in that order."""
+        return [self.pad_id, self.unk_id, self.cls_id, self.sep_id, self.mask_id]
+
+    def token_to_id(self, token: str) -> int:
+        """The id of `token`, or of [UNK] when it is not in the vocabulary."""
+        return self._ids.get(token, self.unk_id)
+
+    def id_to_token(self, token_id: int) -> str:
+        return self._vocabulary[int(token_id)]
+
+    # === Tokenization ===
+    def tokenize(self, strings: tf.Tensor | Sequence[str] | str) -> tf.RaggedTensor:
+        """Token ids of each string, wordpieces of all words merged.
+
+        Args:
+            strings: a string tensor of shape [batch] (or a scalar string).
+
+        Returns:
+            int32 ids, a `tf.RaggedTensor` of shape [batch, None] (for a scalar
+            input, a 1-D `tf.Tensor` of the string's ids).
+        """
+        strings = tf.convert_to_tensor(strings, dtype=tf.string)
+        if strings.shape.rank == 0:
+            return self.tokenize(tf.expand_dims(strings, 0))[0]
+        ids = self._tokenizer.tokenize(strings)
+        return ids.merge_dims(-2, -1)
+
+    def detokenize(self, ids: tf.Tensor | tf.RaggedTensor) -> tf.Tensor:
+        """Readable text for ids, for debugging (the split is not reversible).
+
+        Args:
+            ids: int ids of shape [batch, length] (dense or ragged) or [length].
+
+        Returns:
+            One string per row, wordpieces joined into words and words joined
+            by single spaces; special tokens appear as written in the vocabulary.
+        """
+        if not isinstance(ids, tf.RaggedTensor):
+            ids = tf.convert_to_tensor(ids)
+        if ids.shape.rank == 1:
+            return self.detokenize(tf.expand_dims(ids, 0))[0]
+        words = self._tokenizer.detokenize(ids)
+        return tf.strings.reduce_join(words, axis=-1, separator=" ")
+
+    # === Config ===
+    def get_config(self) -> dict[str, Any]:
+        return {"vocabulary": self.vocabulary, "lowercase": self._lowercase}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ElectraTokenizer:
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        return (
+            f"ElectraTokenizer(vocab_size={self.vocab_size}, "
+            f"lowercase={self._lowercase})"
+        )
