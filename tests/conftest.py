@@ -1,0 +1,70 @@
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPECIAL_IDS = {"pad_id": 0, "cls_id": 2, "sep_id": 3, "mask_id": 4}
+
+
+def run_python(code: str, env: dict | None = None, timeout: int = 600) -> str:
+    """Runs `code` in a fresh Python process; returns stdout, fails on error."""
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = REPO_ROOT + os.pathsep + full_env.get("PYTHONPATH", "")
+    full_env.update(env or {})
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+    )
+    if proc.returncode != 0:
+        raise AssertionError(
+            f"subprocess failed:\n{proc.stdout}\n{proc.stderr[-5000:]}"
+        )
+    return proc.stdout
+
+
+def make_token_batch(num_rows=32, seq_len=16, vocab_size=60, seed=0):
+    """Random [CLS] ... [SEP] rows with some padding, as numpy dicts."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(5, vocab_size, size=(num_rows, seq_len)).astype("int32")
+    ids[:, 0] = 2
+    lengths = rng.integers(seq_len // 2, seq_len + 1, size=num_rows)
+    mask = (np.arange(seq_len)[None, :] < lengths[:, None]).astype("int32")
+    ids[np.arange(num_rows), lengths - 1] = 3
+    ids[mask == 0] = 0
+    return {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": mask}
+
+
+@pytest.fixture
+def tiny_config():
+    from electra_keras.config import get_preset
+
+    return get_preset("tiny").replace(
+        **{
+            "model.vocab_size": 60,
+            "model.num_layers": 1,
+            "model.hidden_dim": 16,
+            "model.num_heads": 2,
+            "model.intermediate_dim": 32,
+            "model.embedding_dim": 8,
+            "model.max_sequence_length": 16,
+            "model.dropout": 0.0,
+            "seq_len": 16,
+            "batch_size": 8,
+        }
+    )
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    import keras
+
+    keras.utils.set_random_seed(1234)

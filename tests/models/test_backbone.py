@@ -1,0 +1,83 @@
+import keras
+import numpy as np
+import pytest
+from conftest import make_token_batch
+
+from electra_keras.models.backbone import ElectraBackbone
+
+KWARGS = dict(
+    vocab_size=60,
+    num_layers=2,
+    num_heads=2,
+    hidden_dim=16,
+    intermediate_dim=32,
+    embedding_dim=8,
+    max_sequence_length=16,
+    dropout=0.0,
+)
+
+
+def test_output_shape_and_projection():
+    backbone = ElectraBackbone(**KWARGS)
+    out = backbone(make_token_batch(num_rows=3))
+    assert tuple(out.shape) == (3, 16, 16)
+    assert backbone.embedding_projection is not None
+    same = ElectraBackbone(**{**KWARGS, "embedding_dim": 16})
+    assert same.embedding_projection is None
+
+
+def test_padding_does_not_change_real_positions():
+    backbone = ElectraBackbone(**KWARGS)
+    batch = make_token_batch(num_rows=1)
+    batch["padding_mask"][0, 10:] = 0
+    batch["token_ids"][0, 10:] = 0
+    out1 = np.asarray(backbone(batch))
+    batch["token_ids"][0, 10:] = 7  # garbage under the padding
+    out2 = np.asarray(backbone(batch))
+    np.testing.assert_allclose(out1[0, :10], out2[0, :10], atol=1e-5)
+
+
+def test_shared_embedding_is_one_variable():
+    disc = ElectraBackbone(**KWARGS)
+    gen = ElectraBackbone(
+        **{**KWARGS, "hidden_dim": 4, "num_heads": 1, "intermediate_dim": 8},
+        embedding=disc.embedding,
+    )
+    assert gen.token_embedding.embeddings is disc.token_embedding.embeddings
+    disc_ids = {id(v) for v in disc.embedding.weights}
+    assert disc_ids == {id(v) for v in gen.embedding.weights}
+    # Each network keeps its own projection to its width.
+    assert gen.embedding_projection.kernel.shape == (8, 4)
+
+
+def test_shared_embedding_size_mismatch_is_an_error():
+    disc = ElectraBackbone(**KWARGS)
+    with pytest.raises(ValueError, match="shared embedding"):
+        ElectraBackbone(**{**KWARGS, "embedding_dim": 4}, embedding=disc.embedding)
+
+
+def test_config_and_saving_round_trip(tmp_path):
+    backbone = ElectraBackbone(**KWARGS)
+    batch = make_token_batch(num_rows=2)
+    expected = np.asarray(backbone(batch))
+    clone = ElectraBackbone.from_config(backbone.get_config())
+    assert clone.get_config() == backbone.get_config()
+    path = str(tmp_path / "backbone.keras")
+    backbone.save(path)
+    restored = keras.saving.load_model(path)
+    np.testing.assert_allclose(np.asarray(restored(batch)), expected, atol=1e-6)
+
+
+def test_layer_names_map_to_reference_layout():
+    backbone = ElectraBackbone(**KWARGS)
+    paths = [w.path for w in backbone.weights]
+    assert paths[:7] == [
+        "embedding/token_embedding/embeddings",
+        "embedding/position_embedding/embeddings",
+        "embedding/segment_embedding/embeddings",
+        "embedding/layer_norm/gamma",
+        "embedding/layer_norm/beta",
+        "embedding_projection/kernel",
+        "embedding_projection/bias",
+    ]
+    assert any(p.startswith("transformer_layer_1/") for p in paths)
