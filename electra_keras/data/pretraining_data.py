@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from electra_keras.data import cache
 from electra_keras.data.tokenizer import ElectraTokenizer
 
 FEATURES = ("token_ids", "segment_ids", "padding_mask")
@@ -551,6 +552,13 @@ def write_pretraining_tfrecords(
             f"file(s) to {num_shards} shard(s) in {output_dir}",
             flush=True,
         )
+        for path, per_line in zip(paths, formats, strict=True):
+            layout = (
+                "one document per line"
+                if per_line
+                else "one sentence per line, blank lines between documents"
+            )
+            print(f"  {path}: {layout}", flush=True)
     progress = _Progress(len(paths), verbose)
     sentences = _tokenized_sentences(paths, tokenizer, formats, progress)
     writers = [tf.io.TFRecordWriter(path) for path in shards]
@@ -578,8 +586,9 @@ def write_pretraining_tfrecords(
         "single_segment_prob": single_segment_prob,
         "features": {"token_ids": "input_ids", "padding_mask": "input_mask"},
     }
-    with open(os.path.join(output_dir, METADATA_FILE), "w") as f:
-        json.dump(metadata, f, indent=2)
+    cache.atomic_write_text(
+        os.path.join(output_dir, METADATA_FILE), json.dumps(metadata, indent=2) + "\n"
+    )
     if verbose:
         print(
             f"Wrote {builder.num_examples:,} examples "
