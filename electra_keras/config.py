@@ -139,8 +139,8 @@ class PretrainingConfig:
     xla: str = "auto"  # "on", "off" or "auto" (on for GPU/TPU, off on CPU).
     mixed_precision: str = "float32"  # float32 | mixed_bfloat16 | mixed_float16.
     steps_per_execution: int = 1  # Steps per tf.function call.
-    steps_per_epoch: int = 1000  # Steps between progress-bar epochs and saves.
-    save_every_steps: int = 1000  # Checkpoint period in steps.
+    steps_per_epoch: int = 1000  # Steps per Keras epoch: logs, checkpoints, resume.
+    keep_checkpoints: int = 3  # Periodic weight checkpoints kept (0: none).
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
@@ -179,6 +179,10 @@ class PretrainingConfig:
             raise ConfigError(f"`xla` must be 'on', 'off' or 'auto', got {self.xla!r}.")
         if self.train_steps <= 0 or self.warmup_steps < 0:
             raise ConfigError("`train_steps` must be positive and `warmup_steps` >= 0.")
+        if self.steps_per_epoch <= 0 or self.steps_per_execution <= 0:
+            raise ConfigError(
+                "`steps_per_epoch` and `steps_per_execution` must be positive."
+            )
 
     @property
     def max_predictions_per_seq(self) -> int:
@@ -240,10 +244,9 @@ def _presets() -> dict[str, PretrainingConfig]:
             seq_len=128,
             batch_size=32,
             learning_rate=1e-3,
-            warmup_steps=100,
-            train_steps=1500,
-            steps_per_epoch=100,
-            save_every_steps=100,
+            warmup_steps=50,
+            train_steps=500,
+            steps_per_epoch=50,
         ),
         # ELECTRA-Small (paper: 14M params, 1M steps, batch 128, lr 5e-4).
         "small": _preset(

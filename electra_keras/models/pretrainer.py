@@ -258,6 +258,17 @@ class ElectraPretrainer(ReplicaXlaStepMixin, keras.Model):
             "target_ids": masking.gather_positions(token_ids, positions),
         }
 
+    def sample_replacements(self, mlm_logits, step, row_ids):
+        """Gumbel-max samples from the generator at each predicted slot.
+
+        Returns:
+            int32 `[batch, max_predictions_per_seq]`, no gradient.
+        """
+        noise = counter_random.gumbel(
+            self.seed, _STREAM_GUMBEL, step, row_ids, tuple(mlm_logits.shape)
+        )
+        return sampling.gumbel_max_sample(mlm_logits, noise, self.temperature)
+
     def compute_pretraining_outputs(self, inputs, step, row_ids, training=False):
         """One step's forward pass; all results are sums over the local batch.
 
@@ -304,15 +315,8 @@ class ElectraPretrainer(ReplicaXlaStepMixin, keras.Model):
         if not self.electra_objective:
             return outputs
 
-        batch = token_ids.shape[0]
-        noise = counter_random.gumbel(
-            self.seed,
-            _STREAM_GUMBEL,
-            step,
-            row_ids,
-            (batch, self.max_predictions_per_seq, self.discriminator.vocab_size),
-        )
-        sampled = sampling.gumbel_max_sample(mlm_logits, noise, self.temperature)
+        sampler = getattr(self, "_fused_sampler", None) or self.sample_replacements
+        sampled = sampler(mlm_logits, step, row_ids)
         corrupted = sampling.replace_tokens(
             token_ids, masked["positions"], weights, sampled
         )

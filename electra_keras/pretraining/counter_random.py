@@ -6,8 +6,10 @@ The numbers an example gets therefore do not depend on how the global batch
 is split across replicas or hosts: a run on one device and a run under
 `MirroredStrategy` with the same global batch see the same masks and samples.
 
-The hash is a two-round integer mixer (the finalizer of MurmurHash3-style
-hashes) on uint32, written in `keras.ops` so it runs inside XLA on any device.
+Per-example keys go through three rounds of an integer avalanche mixer (the
+32-bit finalizer of MurmurHash3-style hashes); each element then takes one
+more round of its key xor a multiple of its index. Written in `keras.ops` on
+uint32, so it runs inside XLA on any device.
 """
 
 from keras import ops
@@ -59,7 +61,7 @@ def uniform(seed: int, stream: int, step, row_ids, shape):
         ops.cast(ops.arange(inner, dtype="int32"), "uint32"),
         ops.convert_to_tensor(_COLUMN, "uint32"),
     )
-    bits = _mix(_mix(ops.bitwise_xor(keys, ops.reshape(columns, (1, inner)))))
+    bits = _mix(ops.bitwise_xor(keys, ops.reshape(columns, (1, inner))))
     # Top 24 bits -> (0, 1), never exactly 0 or 1.
     top = ops.cast(ops.right_shift(bits, 8), "float32")
     values = (top + 0.5) / float(1 << 24)

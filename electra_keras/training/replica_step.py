@@ -61,6 +61,12 @@ class ReplicaXlaStepMixin:
             xla = jit if isinstance(jit, bool) else _has_accelerator()
         self.xla = bool(xla)
         self._replica_fns = {}
+        # Sampling makes noise for every vocabulary entry of every predicted
+        # slot: a long chain of elementwise ops that XLA fuses into one loop
+        # (about 3x faster on CPU), so it is compiled even when `xla` is off.
+        self._fused_sampler = tf.function(
+            self.sample_replacements, jit_compile=True, reduce_retracing=True
+        )
         super().compile(optimizer=optimizer, jit_compile=False, **kwargs)
 
     # --- per-replica compiled functions --------------------------------------

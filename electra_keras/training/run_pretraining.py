@@ -1,0 +1,314 @@
+"""`run_pretraining`: corpus -> TFRecords -> `ElectraPretrainer.fit()` -> models.
+
+Every input is checked before any long work starts (downloads, packing,
+training). A run directory holds:
+
+    config.json          the PretrainingConfig (resuming needs the same one)
+    vocab.txt            the vocabulary the run was trained with
+    data/                packed TFRecord shards + metadata.json
+    backup/              resume state (BackupAndRestore), removed when done
+    checkpoints/         the last few `step-N.weights.h5`
+    logs/                TensorBoard
+    pretrainer.keras     generator + discriminator + heads, at the end
+    discriminator.keras  the discriminator backbone alone, for fine-tuning
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from electra_keras.config import ConfigError, PretrainingConfig
+
+CONFIG_FILE = "config.json"
+VOCAB_FILE = "vocab.txt"
+DISCRIMINATOR_FILE = "discriminator.keras"
+PRETRAINER_FILE = "pretrainer.keras"
+
+# Fields that may change when a run is resumed: they do not change the model,
+# the data or the optimisation.
+_RESUMABLE_FIELDS = ("strategy", "num_cpu_replicas", "xla", "steps_per_execution")
+
+
+class RunDirectoryError(ValueError):
+    """The output directory holds a run that this one cannot continue."""
+
+
+@dataclasses.dataclass
+class PretrainingResult:
+    """What a finished run produced."""
+
+    output_dir: str
+    discriminator_path: str
+    pretrainer_path: str
+    history: dict[str, list[float]]
+    steps: int
+    seconds: float
+
+
+def run_pretraining(
+    config: PretrainingConfig,
+    output_dir: str,
+    corpus: Sequence[str] | None = None,
+    vocab: str | None = None,
+    build_vocab_size: int | None = None,
+    num_shards: int = 4,
+    verbose: int | str = "auto",
+) -> PretrainingResult:
+    """Pretrains ELECTRA (or MLM) on a text corpus; resumes an interrupted run.
+
+    Args:
+        config: The run's config; `model.vocab_size` is set from the vocabulary.
+        output_dir: The run directory (see the module docstring).
+        corpus: Text files or globs; None uses the WikiText-2 demo corpus.
+        vocab: A BERT-style `vocab.txt`; None with `build_vocab_size` learns one
+            from the corpus, None without it uses BERT's uncased vocabulary.
+        build_vocab_size: Size of a WordPiece vocabulary to learn.
+        num_shards: TFRecord shards to write.
+        verbose: Keras `fit` verbosity (progress bar by default).
+
+    Returns:
+        A `PretrainingResult`.
+    """
+    from electra_keras.data import pretraining_data, vocab as vocab_lib
+
+    start = time.time()
+    output_dir = os.path.abspath(output_dir)
+    # --- 1. check everything that can be checked without long work ----------
+    corpus_files = None
+    if corpus:
+        corpus_files = pretraining_data.resolve_corpus_files(list(corpus))
+    if vocab is not None and build_vocab_size is not None:
+        raise ConfigError(
+            "Pass either a vocabulary file or a size to build one, not both."
+        )
+    tokens = vocab_lib.load_vocabulary(vocab) if vocab else None
+    saved_vocab = os.path.join(output_dir, VOCAB_FILE)
+    previous = _previous_config(output_dir)
+    if previous is not None and os.path.exists(saved_vocab):
+        tokens = _check_same_vocabulary(tokens, vocab_lib.load_vocabulary(saved_vocab))
+    _check_run_directory(output_dir, previous, config, tokens)
+
+    from electra_keras.training import strategy as strategy_lib
+
+    # The strategy must exist before TensorFlow initialises its devices.
+    strategy = strategy_lib.create_strategy(config.strategy, config.num_cpu_replicas)
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise ConfigError(
+            f"`batch_size` ({config.batch_size}) must be divisible by the number "
+            f"of replicas ({replicas})."
+        )
+    strategy_lib.set_mixed_precision(config.mixed_precision)
+
+    # --- 2. data --------------------------------------------------------------
+    if corpus_files is None:
+        from electra_keras.data.demo_corpus import download_wikitext2
+
+        print("No --corpus given: using the WikiText-2 demo corpus.", flush=True)
+        corpus_files = [download_wikitext2(split="train")]
+    if tokens is None:
+        if build_vocab_size:
+            print(
+                f"Learning a {build_vocab_size}-token WordPiece vocabulary...",
+                flush=True,
+            )
+            tokens = vocab_lib.build_vocabulary(
+                corpus_files, vocab_size=build_vocab_size, lowercase=config.lowercase
+            )
+        else:
+            tokens = vocab_lib.load_vocabulary(vocab_lib.download_bert_vocabulary())
+    if config.model.vocab_size != len(tokens):
+        config = config.replace(**{"model.vocab_size": len(tokens)})
+    _check_run_directory(output_dir, previous, config, tokens)
+    os.makedirs(output_dir, exist_ok=True)
+    vocab_lib.save_vocabulary(tokens, saved_vocab)
+    with open(os.path.join(output_dir, CONFIG_FILE), "w") as f:
+        f.write(config.to_json())
+
+    from electra_keras.data.tokenizer import ElectraTokenizer
+
+    tokenizer = ElectraTokenizer(tokens, lowercase=config.lowercase)
+    data_dir = os.path.join(output_dir, "data")
+    metadata = pretraining_data.read_metadata(data_dir)
+    if metadata is None:
+        pretraining_data.write_pretraining_tfrecords(
+            corpus_files,
+            tokenizer,
+            data_dir,
+            seq_len=config.seq_len,
+            num_shards=num_shards,
+            seed=config.seed,
+            short_seq_prob=config.short_seq_prob,
+            single_segment_prob=config.single_segment_prob,
+        )
+
+    # --- 3. model -------------------------------------------------------------
+    import keras
+
+    from electra_keras.models.pretrainer import ElectraPretrainer
+    from electra_keras.training.callbacks import PeriodicCheckpoint
+    from electra_keras.training.optimizer import create_optimizer
+
+    keras.utils.set_random_seed(config.seed)
+    xla = strategy_lib.resolve_xla(config.xla)
+    special_ids = {
+        "pad_id": tokenizer.pad_id,
+        "cls_id": tokenizer.cls_id,
+        "sep_id": tokenizer.sep_id,
+        "mask_id": tokenizer.mask_id,
+    }
+    with strategy.scope():
+        model = ElectraPretrainer.from_config_object(
+            config, special_ids, name="electra_pretrainer"
+        )
+        model.compile(
+            optimizer=create_optimizer(config),
+            xla=xla,
+            steps_per_execution=config.steps_per_execution,
+        )
+
+    # --- 4. train (resuming where a previous attempt stopped) -----------------
+    backup_dir = os.path.join(output_dir, "backup")
+    resume_step = _backup_step(backup_dir, config.steps_per_epoch)
+    epochs = -(-config.train_steps // config.steps_per_epoch)
+    # A resumed run reshuffles with a new seed rather than replaying the data
+    # seen before the interruption.
+    dataset = pretraining_data.load_pretraining_dataset(
+        data_dir,
+        seq_len=config.seq_len,
+        batch_size=config.batch_size,
+        seed=config.seed + resume_step,
+        vocab_size=len(tokens),
+        lowercase=config.lowercase,
+    )
+    callbacks = [
+        keras.callbacks.BackupAndRestore(
+            backup_dir, save_freq="epoch", double_checkpoint=True
+        ),
+        PeriodicCheckpoint(
+            os.path.join(output_dir, "checkpoints"), keep=config.keep_checkpoints
+        ),
+        keras.callbacks.TensorBoard(
+            os.path.join(output_dir, "logs"), update_freq="epoch"
+        ),
+    ]
+    if resume_step:
+        print(f"Resuming from step {resume_step} (found {backup_dir}).", flush=True)
+    print(
+        f"Pretraining {_describe(config, model)} for {config.train_steps} steps on "
+        f"{replicas} replica(s), XLA {'on' if xla else 'off'}.",
+        flush=True,
+    )
+    history = model.fit(
+        dataset,
+        epochs=epochs,
+        steps_per_epoch=config.steps_per_epoch,
+        callbacks=callbacks,
+        shuffle=False,
+        verbose=verbose,
+    )
+
+    # --- 5. outputs -------------------------------------------------------------
+    pretrainer_path = os.path.join(output_dir, PRETRAINER_FILE)
+    discriminator_path = os.path.join(output_dir, DISCRIMINATOR_FILE)
+    model.save(pretrainer_path)
+    model.discriminator.save(discriminator_path)
+    steps = int(model.optimizer.iterations.numpy())
+    print(
+        f"Saved {discriminator_path} (for fine-tuning) and {pretrainer_path}.",
+        flush=True,
+    )
+    return PretrainingResult(
+        output_dir=output_dir,
+        discriminator_path=discriminator_path,
+        pretrainer_path=pretrainer_path,
+        history={k: [float(v) for v in vs] for k, vs in history.history.items()},
+        steps=steps,
+        seconds=time.time() - start,
+    )
+
+
+def _previous_config(output_dir: str) -> dict[str, Any] | None:
+    path = os.path.join(output_dir, CONFIG_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def _check_same_vocabulary(new: list[str] | None, saved: list[str]) -> list[str]:
+    if new is not None and new != saved:
+        raise RunDirectoryError(
+            "The output directory was trained with another vocabulary "
+            f"({len(saved)} tokens); use a new --output-dir or the same vocabulary."
+        )
+    return saved
+
+
+def _check_run_directory(
+    output_dir: str,
+    previous: dict[str, Any] | None,
+    config: PretrainingConfig,
+    tokens: list[str] | None,
+) -> None:
+    """Refuses to mix two different runs in one directory."""
+    if previous is None:
+        return
+    if os.path.exists(
+        os.path.join(output_dir, DISCRIMINATOR_FILE)
+    ) and not os.path.isdir(os.path.join(output_dir, "backup")):
+        raise RunDirectoryError(
+            f"{output_dir} already holds a finished run ({DISCRIMINATOR_FILE} exists). "
+            "Choose another --output-dir."
+        )
+    current = config.to_dict()
+    if tokens is None:
+        # The vocabulary size is only known later; compare everything else.
+        current["model"]["vocab_size"] = previous.get("model", {}).get("vocab_size")
+    differences = _diff(previous, current)
+    differences = [d for d in differences if d not in _RESUMABLE_FIELDS]
+    if differences:
+        raise RunDirectoryError(
+            f"{output_dir} holds an interrupted run with a different config; "
+            f"differing keys: {', '.join(differences)}. Resume with the same settings "
+            "or choose another --output-dir."
+        )
+
+
+def _diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = sorted(set(old) | set(new))
+    out = []
+    for key in keys:
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _diff(a, b, prefix=f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}")
+    return out
+
+
+def _backup_step(backup_dir: str, steps_per_epoch: int) -> int:
+    path = os.path.join(backup_dir, "training_metadata.json")
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        return int(json.load(f).get("epoch", 0)) * steps_per_epoch
+
+
+def _describe(config: PretrainingConfig, model) -> str:
+    params = sum(int(v.numpy().size) for v in model.trainable_variables)
+    disc = sum(int(v.numpy().size) for v in model.discriminator.trainable_variables)
+    kind = "ELECTRA" if config.electra_objective else "MLM"
+    return f"{kind} ({params / 1e6:.1f}M parameters, discriminator {disc / 1e6:.1f}M)"
+
+
+def remove_run(output_dir: str) -> None:
+    """Deletes a run directory (used by `--overwrite`)."""
+    if os.path.isdir(output_dir):
+        shutil.rmtree(output_dir)
