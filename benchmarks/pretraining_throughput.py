@@ -26,7 +26,6 @@ _CHILD_FLAG = "--child"
 
 def _child(args: argparse.Namespace) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import keras
     import numpy as np
     import tensorflow as tf
 

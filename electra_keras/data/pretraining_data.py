@@ -512,7 +512,8 @@ def write_pretraining_tfrecords(
 ) -> list[str]:
     """Packs a corpus into sharded TFRecords plus a `metadata.json`.
 
-    Examples go round-robin to `num_shards` files named
+    Shards and metadata left in `output_dir` by an earlier run are removed
+    first. Examples go round-robin to `num_shards` files named
     `pretrain_data.tfrecord-XXXXX-of-YYYYY`; `metadata.json` (written last)
     records seq_len, the vocabulary and the example count, so that
     `load_pretraining_dataset` can refuse files made for another config.
@@ -539,9 +540,12 @@ def write_pretraining_tfrecords(
     formats = _formats(paths, doc_per_line)
     builder = _builder(tokenizer, seq_len, seed, short_seq_prob, single_segment_prob)
     os.makedirs(output_dir, exist_ok=True)
-    stale = os.path.join(output_dir, METADATA_FILE)
-    if os.path.exists(stale):
-        os.remove(stale)
+    # Remove what an earlier run left (metadata first: it marks a complete set).
+    stale = [os.path.join(output_dir, METADATA_FILE)]
+    stale += glob.glob(os.path.join(output_dir, f"{SHARD_PREFIX}-*"))
+    for path in stale:
+        if os.path.isfile(path):
+            os.remove(path)
     shards = [
         os.path.join(output_dir, f"{SHARD_PREFIX}-{i:05d}-of-{num_shards:05d}")
         for i in range(num_shards)
@@ -709,7 +713,6 @@ def load_pretraining_dataset(
         tf.data.TFRecordDataset,
         cycle_length=min(len(files), 16),
         num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=not shuffle,
     )
     if shuffle:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed)

@@ -75,7 +75,8 @@ def run_pretraining(
     Returns:
         A `PretrainingResult`.
     """
-    from electra_keras.data import pretraining_data, vocab as vocab_lib
+    from electra_keras.data import pretraining_data
+    from electra_keras.data import vocab as vocab_lib
 
     start = time.time()
     output_dir = os.path.abspath(output_dir)

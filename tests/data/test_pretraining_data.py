@@ -327,8 +327,15 @@ def test_tfrecord_round_trip(tmp_path, tokenizer, capsys):
 def test_loaded_dataset_static_shapes_and_shuffle(tmp_path, tokenizer):
     corpus, _ = _corpus(tmp_path / "c.txt", num_docs=40)
     out = str(tmp_path / "records")
+    # An earlier run with more shards: its files must not be read again.
+    write_pretraining_tfrecords([corpus], tokenizer, out, 16, num_shards=5, verbose=0)
     write_pretraining_tfrecords([corpus], tokenizer, out, 24, num_shards=2, verbose=0)
     dataset = load_pretraining_dataset(str(tmp_path / "records" / "pretrain*"), 24, 4)
+    assert sorted(os.listdir(out)) == [
+        "metadata.json",
+        "pretrain_data.tfrecord-00000-of-00002",
+        "pretrain_data.tfrecord-00001-of-00002",
+    ]
     for key in pdata.FEATURES:
         assert dataset.element_spec[key] == tf.TensorSpec([4, 24], tf.int32)
     batches = list(dataset.take(30).as_numpy_iterator())  # repeats past one epoch
