@@ -434,6 +434,7 @@ def make_pretraining_dataset(
     """
     paths = resolve_corpus_files(files)
     formats = _formats(paths, doc_per_line)
+    _builder(tokenizer, seq_len, seed, short_seq_prob, single_segment_prob)  # Checks.
 
     def generate():
         epoch = 0

@@ -381,3 +381,11 @@ def test_streaming_dataset(tmp_path, tokenizer):
     np.testing.assert_array_equal(
         got["token_ids"], np.stack([e["token_ids"] for e in expected])
     )
+
+
+def test_bad_arguments_fail_early(tmp_path, tokenizer):
+    corpus, _ = _corpus(tmp_path / "c.txt", num_docs=2)
+    with pytest.raises(ValueError, match="seq_len must be at least 5"):
+        make_pretraining_dataset([corpus], tokenizer, 4, 2)
+    with pytest.raises(ValueError, match=r"short_seq_prob must be in \[0, 1\]"):
+        pretraining_examples([corpus], tokenizer, 16, short_seq_prob=1.5)
