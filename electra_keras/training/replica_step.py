@@ -69,6 +69,11 @@ class ReplicaXlaStepMixin:
         )
         super().compile(optimizer=optimizer, jit_compile=False, **kwargs)
 
+    def get_compile_config(self):
+        # The optimizer is saved with the weights; a loaded pretrainer is
+        # compiled again by the caller (e.g. to resume with a new schedule).
+        return None
+
     # --- per-replica compiled functions --------------------------------------
 
     def _replica_fn(self, training: bool):

@@ -93,6 +93,8 @@ def run_pretraining(
     previous = _previous_config(output_dir)
     if previous is not None and os.path.exists(saved_vocab):
         tokens = _check_same_vocabulary(tokens, vocab_lib.load_vocabulary(saved_vocab))
+    if tokens is not None:
+        config = config.replace(**{"model.vocab_size": len(tokens)})
     _check_run_directory(output_dir, previous, config, tokens)
 
     from electra_keras.training import strategy as strategy_lib

@@ -1,0 +1,176 @@
+"""End-to-end pretraining runs: outputs, resume after a kill, bad inputs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import REPO_ROOT
+from electra_keras.cli import main
+
+WORDS = (
+    "the cat dog sat on mat ran fast slow red blue green house tree river "
+    "bird sang song under over quickly happily morning evening light dark"
+).split()
+
+
+def _write_corpus(path, num_docs=60, seed=0):
+    rng = np.random.default_rng(seed)
+    docs = []
+    for _ in range(num_docs):
+        sentences = [
+            " ".join(rng.choice(WORDS, size=rng.integers(4, 12))) + " ."
+            for _ in range(rng.integers(2, 6))
+        ]
+        docs.append("\n".join(sentences))
+    path.write_text("\n\n".join(docs) + "\n")
+    return str(path)
+
+
+def _write_vocab(path):
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ","] + WORDS
+    path.write_text("\n".join(tokens) + "\n")
+    return str(path)
+
+
+def _args(tmp_path, *extra):
+    return [
+        "pretrain",
+        "--corpus",
+        _write_corpus(tmp_path / "corpus.txt"),
+        "--vocab",
+        _write_vocab(tmp_path / "vocab.txt"),
+        "--output-dir",
+        str(tmp_path / "run"),
+        "--batch-size",
+        "4",
+        "--seq-len",
+        "32",
+        "--set",
+        "model.max_sequence_length=32",
+        "--num-shards",
+        "2",
+        *extra,
+    ]
+
+
+def _cli(args, timeout=600):
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.Popen(
+        [sys.executable, "-m", "electra_keras.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+
+
+@pytest.mark.slow
+def test_run_writes_outputs_and_resumes_after_kill(tmp_path):
+    args = _args(tmp_path, "--train-steps", "40", "--steps-per-epoch", "5")
+    run_dir = tmp_path / "run"
+    meta = run_dir / "backup" / "training_metadata.json"
+    proc = _cli(args)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if meta.exists() and json.loads(meta.read_text() or "{}").get("epoch", 0) >= 2:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.stdout.read()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    saved_epoch = json.loads(meta.read_text())["epoch"]
+    assert saved_epoch >= 2
+    assert not (run_dir / "discriminator.keras").exists()
+
+    proc = _cli(args)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    assert f"Resuming from step {saved_epoch * 5}" in out
+    assert "Done: 40 steps" in out  # the optimizer's step count continued
+
+    # Outputs: discriminator on its own, pretrainer, TensorBoard, checkpoints.
+    import electra_keras.models.pretrainer  # noqa: F401 (registers classes)
+
+    discriminator = keras.saving.load_model(run_dir / "discriminator.keras")
+    assert discriminator.__class__.__name__ == "ElectraBackbone"
+    pretrainer = keras.saving.load_model(run_dir / "pretrainer.keras")
+    np.testing.assert_array_equal(
+        discriminator.token_embedding.embeddings.numpy(),
+        pretrainer.discriminator.token_embedding.embeddings.numpy(),
+    )
+    assert os.listdir(run_dir / "logs")
+    checkpoints = sorted(os.listdir(run_dir / "checkpoints"))
+    assert checkpoints[-1] == "step-0000040.weights.h5"
+    assert len(checkpoints) == 3
+    assert not (run_dir / "backup").exists()  # removed once the run finished
+
+
+def test_missing_corpus_is_reported_before_any_work(tmp_path, capsys):
+    args = _args(tmp_path)
+    args[2] = str(tmp_path / "nope.txt")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "nope.txt" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_empty_and_binary_corpus_files(tmp_path, capsys):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("  \n\n")
+    binary = tmp_path / "blob.bin"
+    binary.write_bytes(bytes(range(256)) * 10)
+    for bad in (empty, binary):
+        args = _args(tmp_path)
+        args[2] = str(bad)
+        assert main(args) == 2
+        assert bad.name in capsys.readouterr().err
+
+
+def test_vocabulary_without_special_tokens(tmp_path, capsys):
+    args = _args(tmp_path)
+    (tmp_path / "bad_vocab.txt").write_text("\n".join(["[PAD]", "[UNK]"] + WORDS))
+    args[4] = str(tmp_path / "bad_vocab.txt")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "[CLS]" in err and "[MASK]" in err
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--seq-len", "64"], "position table"),
+        (["--generator-fraction", "0.1"], "generator_fraction"),
+        (["--preset", "huge"], "Unknown preset"),
+        (["--set", "model.nope=1"], "Unknown model config key"),
+    ],
+)
+def test_bad_config_values(tmp_path, capsys, flags, message):
+    assert main(_args(tmp_path) + flags) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_strategy_is_rejected_by_the_parser(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(_args(tmp_path) + ["--strategy", "horovod"])
+    assert exit_info.value.code == 2
+    assert "horovod" in capsys.readouterr().err
+
+
+def test_resuming_with_a_different_config_is_refused(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    from electra_keras.cli import build_parser, pretrain_config_from_args
+
+    config = pretrain_config_from_args(build_parser().parse_args(_args(tmp_path)))
+    (run / "config.json").write_text(config.replace(learning_rate=0.5).to_json())
+    assert main(_args(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert "learning_rate" in err and "different config" in err
