@@ -74,6 +74,18 @@ class ReplicaXlaStepMixin:
         # compiled again by the caller (e.g. to resume with a new schedule).
         return None
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Every layer is built in `__init__`; only the optimizer's slots are
+        # missing. Keras' default builds symbolically from a data batch, which
+        # fails under MultiWorkerMirroredStrategy in Keras 3.15 ("Attempt to
+        # convert a value (PerReplica...)", tensorflow/tensorflow#72388).
+        strategy = getattr(self, "_distribute_strategy", None)
+        if strategy is None:
+            return
+        with strategy.scope():
+            if self.optimizer is not None and not self.optimizer.built:
+                self.optimizer.build(self.trainable_variables)
+
     # --- per-replica compiled functions --------------------------------------
 
     def _replica_fn(self, training: bool):
@@ -170,7 +182,7 @@ class ReplicaXlaStepMixin:
         grads = self._reduce_and_clip(list(grads), ctx)
         self.optimizer.apply(grads, self.trainable_variables)
         self.update_trackers(self._global_totals(outputs, ctx), outputs)
-        return {m.name: m.result() for m in self.metrics}
+        return self._logs()
 
     def test_step(self, data):
         inputs = _unpack(data)
@@ -180,7 +192,17 @@ class ReplicaXlaStepMixin:
         row_ids = self._row_ids(inputs, ctx)
         outputs = self._replica_fn(training=False)(inputs, step, row_ids)
         self.update_trackers(self._global_totals(outputs, ctx), outputs)
-        return {m.name: m.result() for m in self.metrics}
+        return self._logs()
+
+    def _logs(self):
+        logs = {m.name: m.result() for m in self.metrics}
+        if _is_multi_worker(tf.distribute.get_strategy()):
+            # Keras reduces logs with `strategy.reduce("MEAN", v, axis=0)` across
+            # workers, which fails on scalars ("Invalid reduction dimension 0");
+            # the trackers already hold global values, so a [1]-vector per
+            # replica averages back to the same scalar.
+            logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
+        return logs
 
     def predict_step(self, data):
         return self(_unpack(data), training=False)
@@ -195,6 +217,12 @@ def _unpack(data):
             f"and `padding_mask`; got {type(data).__name__}."
         )
     return data
+
+
+def _is_multi_worker(strategy) -> bool:
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
+        strategy.extended._in_multi_worker_mode()  # noqa: SLF001
+    )
 
 
 def _has_accelerator() -> bool:

@@ -75,13 +75,14 @@ def test_defaults_follow_electra():
 
 
 def test_reads_config_and_keyword_overrides():
+    config = get_preset("tiny").replace(warmup_steps=70, train_steps=900)
     optimizer = create_optimizer(
-        get_preset("tiny"), weight_decay=0.0, clipnorm=0.0, adam_epsilon=1e-8
+        config, weight_decay=0.0, clipnorm=0.0, adam_epsilon=1e-8
     )
     schedule = optimizer._learning_rate
     assert schedule.peak_learning_rate == 1e-3
-    assert schedule.warmup_steps == 100
-    assert schedule.train_steps == 1500
+    assert schedule.warmup_steps == 70
+    assert schedule.train_steps == 900
     assert optimizer.weight_decay == 0.0
     assert optimizer.global_clipnorm is None
     assert optimizer.epsilon == 1e-8

@@ -10,8 +10,8 @@ import time
 import keras
 import numpy as np
 import pytest
-
 from conftest import REPO_ROOT
+
 from electra_keras.cli import main
 
 WORDS = (
