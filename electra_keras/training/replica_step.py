@@ -68,6 +68,12 @@ class ReplicaXlaStepMixin:
             self.sample_replacements, jit_compile=True, reduce_retracing=True
         )
         super().compile(optimizer=optimizer, jit_compile=False, **kwargs)
+        # Build the optimizer now, before the step is traced: a
+        # LossScaleOptimizer that is not built yet scales the loss by its
+        # *initial* scale as a constant, which the trace would keep forever.
+        with self.distribute_strategy.scope():
+            if not self.optimizer.built:
+                self.optimizer.build(self.trainable_variables)
 
     def get_compile_config(self):
         # The optimizer is saved with the weights; a loaded pretrainer is
