@@ -3,12 +3,12 @@
 Follows google-research/electra's `create_optimizer`: Adam with beta_1 0.9,
 beta_2 0.999, epsilon 1e-6, decoupled weight decay (`lr * weight_decay * var`,
 applied to the pre-update value) that skips LayerNorm and bias variables, and
-gradient clipping by global norm 1.0. Two known differences from the original:
+gradient clipping by global norm 1.0. Notes on matching the original:
 
-- Keras `AdamW` uses Adam's bias correction; ELECTRA's `AdamWeightDecayOptimizer`
-  has none. Keras' updates are therefore smaller early on, by
-  `sqrt(1 - 0.999**t) / (1 - 0.9**t)`: 0.32 at step 1, 0.80 at step 1000, 0.997
-  at step 5000, within the paper's 10k warm-up steps.
+- Like the original (and unlike Keras `AdamW`), Adam's moments get no bias
+  correction (`ElectraAdamW(bias_correction=False)`, the default here); with
+  correction, early updates would be smaller by `sqrt(1 - 0.999**t) /
+  (1 - 0.9**t)` (0.32 at step 1). `amsgrad` is not supported without it.
 - Under `tf.distribute`, Keras alone would clip each replica's partial
   gradient before the cross-replica sum. `ElectraPretrainer`'s step
   (`training.replica_step`) all-reduces and clips by the global norm first,
@@ -66,15 +66,31 @@ class ElectraAdamW(keras.optimizers.AdamW):
         self,
         *args: Any,
         weight_decay_exclude: Sequence[str] = WEIGHT_DECAY_EXCLUDE_PATTERNS,
+        bias_correction: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.weight_decay_exclude = tuple(weight_decay_exclude)
+        self.bias_correction = bias_correction
         self.exclude_from_weight_decay(var_names=list(self.weight_decay_exclude))
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.bias_correction:
+            return super().update_step(gradient, variable, learning_rate)
+        # ELECTRA's AdamWeightDecayOptimizer: Adam moments without bias
+        # correction, `var -= lr * m / (sqrt(v) + epsilon)`.
+        lr = keras.ops.cast(learning_rate, variable.dtype)
+        gradient = keras.ops.cast(gradient, variable.dtype)
+        m = self._momentums[self._get_variable_index(variable)]
+        v = self._velocities[self._get_variable_index(variable)]
+        self.assign_add(m, (gradient - m) * (1 - self.beta_1))
+        self.assign_add(v, (keras.ops.square(gradient) - v) * (1 - self.beta_2))
+        self.assign_sub(variable, lr * m / (keras.ops.sqrt(v) + self.epsilon))
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config["weight_decay_exclude"] = list(self.weight_decay_exclude)
+        config["bias_correction"] = self.bias_correction
         return config
 
 

@@ -223,3 +223,23 @@ def test_weight_decay_exclusion_on_every_mirrored_replica():
     for path, errors in result.items():
         to_decayed, to_unchanged = errors[:2], errors[2:]
         assert max(to_decayed if decayed[path] else to_unchanged) < 1e-6, path
+
+
+def test_no_bias_correction_like_the_original():
+    from electra_keras.training.optimizer import ElectraAdamW
+
+    for correction, expected in [(False, 0.1 / np.sqrt(0.001)), (True, 1.0)]:
+        var = keras.Variable(np.zeros(3, "float32"))
+        opt = ElectraAdamW(
+            learning_rate=0.01,
+            weight_decay=0.0,
+            epsilon=0.0,
+            bias_correction=correction,
+        )
+        opt.apply([keras.ops.convert_to_tensor([2.0, -3.0, 0.5])], [var])
+        # One step: m = 0.1 g, v = 0.001 g^2 -> lr * 0.1 / sqrt(0.001) * sign(g)
+        # (3.16 lr) without correction; lr * sign(g) with Adam's correction.
+        np.testing.assert_allclose(
+            var.numpy(), -0.01 * expected * np.array([1, -1, 1]), rtol=1e-5
+        )
+    assert ElectraAdamW.from_config(opt.get_config()).bias_correction is True
