@@ -43,24 +43,30 @@ def make_token_batch(num_rows=32, seq_len=16, vocab_size=60, seed=0):
     return {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": mask}
 
 
-@pytest.fixture
-def tiny_config():
+# A pretrainer small enough for unit tests (about 20k parameters).
+TINY_OVERRIDES = {
+    "model.vocab_size": 60,
+    "model.num_layers": 1,
+    "model.hidden_dim": 16,
+    "model.num_heads": 2,
+    "model.intermediate_dim": 32,
+    "model.embedding_dim": 8,
+    "model.max_sequence_length": 16,
+    "model.dropout": 0.0,
+    "seq_len": 16,
+    "batch_size": 8,
+}
+
+
+def tiny_test_config(**changes):
     from electra_keras.config import get_preset
 
-    return get_preset("tiny").replace(
-        **{
-            "model.vocab_size": 60,
-            "model.num_layers": 1,
-            "model.hidden_dim": 16,
-            "model.num_heads": 2,
-            "model.intermediate_dim": 32,
-            "model.embedding_dim": 8,
-            "model.max_sequence_length": 16,
-            "model.dropout": 0.0,
-            "seq_len": 16,
-            "batch_size": 8,
-        }
-    )
+    return get_preset("tiny").replace(**{**TINY_OVERRIDES, **changes})
+
+
+@pytest.fixture
+def tiny_config():
+    return tiny_test_config()
 
 
 @pytest.fixture(autouse=True)

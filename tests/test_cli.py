@@ -7,8 +7,9 @@ import sys
 import keras
 import pytest
 
-from conftest import REPO_ROOT
 from electra_keras.cli import build_parser, pretrain_config_from_args
+
+from conftest import REPO_ROOT
 
 
 def test_flags_map_onto_the_preset():

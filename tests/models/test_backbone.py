@@ -1,9 +1,10 @@
 import keras
 import numpy as np
 import pytest
-from conftest import make_token_batch
 
 from electra_keras.models.backbone import ElectraBackbone
+
+from conftest import make_token_batch
 
 KWARGS = dict(
     vocab_size=60,

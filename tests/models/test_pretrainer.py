@@ -2,9 +2,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import SPECIAL_IDS, make_token_batch, run_python
 
 from electra_keras.models.pretrainer import ElectraPretrainer
+
+from conftest import SPECIAL_IDS, make_token_batch, run_python
 
 
 def _build(config, **kwargs):

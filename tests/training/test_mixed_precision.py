@@ -4,10 +4,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import SPECIAL_IDS, make_token_batch
 
 from electra_keras.models.pretrainer import ElectraPretrainer
 from electra_keras.training.optimizer import create_optimizer
+
+from conftest import SPECIAL_IDS, make_token_batch
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+
 from conftest import REPO_ROOT
 
 _WORKER = """
@@ -20,16 +21,11 @@ import numpy as np, tensorflow as tf, keras
 from electra_keras.training.strategy import create_strategy
 strategy = create_strategy("multi_worker" if index >= 0 else "default")
 sys.path.insert(0, "tests")
-from conftest import SPECIAL_IDS, make_token_batch
-from electra_keras.config import get_preset
+from conftest import SPECIAL_IDS, make_token_batch, tiny_test_config
 from electra_keras.models.pretrainer import ElectraPretrainer
 from electra_keras.training.optimizer import create_optimizer
 keras.utils.set_random_seed(1)
-config = get_preset("tiny").replace(**{
-    "model.vocab_size": 60, "model.num_layers": 1, "model.hidden_dim": 16,
-    "model.num_heads": 2, "model.intermediate_dim": 32, "model.embedding_dim": 8,
-    "model.max_sequence_length": 16, "model.dropout": 0.0, "seq_len": 16,
-    "batch_size": 8, "learning_rate": 1e-2, "warmup_steps": 2, "train_steps": 100})
+config = tiny_test_config(learning_rate=1e-2, warmup_steps=2, train_steps=100)
 with strategy.scope():
     model = ElectraPretrainer.from_config_object(config, SPECIAL_IDS)
     model.compile(optimizer=create_optimizer(config), xla=True)

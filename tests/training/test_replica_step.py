@@ -8,9 +8,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import SPECIAL_IDS, make_token_batch, run_python
 
 from electra_keras.models.pretrainer import ElectraPretrainer
+
+from conftest import SPECIAL_IDS, make_token_batch, run_python
 
 # Trains 2 epochs x 4 steps of a tiny pretrainer and prints per-step losses.
 # argv: mode ("single" | "mirrored"), xla ("1" | "0"), weights file.
@@ -25,16 +26,11 @@ else:
     strategy = tf.distribute.get_strategy()
 import keras
 sys.path.insert(0, "tests")
-from conftest import SPECIAL_IDS, make_token_batch
-from electra_keras.config import get_preset
+from conftest import SPECIAL_IDS, make_token_batch, tiny_test_config
 from electra_keras.models.pretrainer import ElectraPretrainer
 from electra_keras.training.optimizer import create_optimizer
 keras.utils.set_random_seed(1)
-config = get_preset("tiny").replace(**{
-    "model.vocab_size": 60, "model.num_layers": 1, "model.hidden_dim": 16,
-    "model.num_heads": 2, "model.intermediate_dim": 32, "model.embedding_dim": 8,
-    "model.max_sequence_length": 16, "model.dropout": 0.0, "seq_len": 16,
-    "batch_size": 8, "learning_rate": 1e-2, "warmup_steps": 2, "train_steps": 100})
+config = tiny_test_config(learning_rate=1e-2, warmup_steps=2, train_steps=100)
 with strategy.scope():
     model = ElectraPretrainer.from_config_object(config, SPECIAL_IDS)
     saved = np.load(weights_path)

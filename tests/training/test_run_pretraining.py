@@ -10,9 +10,10 @@ import time
 import keras
 import numpy as np
 import pytest
-from conftest import REPO_ROOT
 
 from electra_keras.cli import main
+
+from conftest import REPO_ROOT
 
 WORDS = (
     "the cat dog sat on mat ran fast slow red blue green house tree river "
