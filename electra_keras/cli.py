@@ -161,12 +161,33 @@ def _pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+# Modules that add subcommands: each has `add_parsers(subparsers)`, which
+# registers its parsers with `set_defaults(handler=fn)`, `fn(args) -> int`.
+COMMAND_MODULES = (
+    "electra_keras.finetuning.commands",
+    "electra_keras.export.commands",
+    "electra_keras.serving.commands",
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
     parser = argparse.ArgumentParser(
-        prog="electra-keras", description="ELECTRA pretraining with Keras 3."
+        prog="electra-keras",
+        description="ELECTRA pretraining, fine-tuning, export and serving with Keras 3.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_pretrain_parser(subparsers)
+    subparsers.choices["pretrain"].set_defaults(handler=_pretrain)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            if error.name != name:
+                raise
+            continue
+        module.add_parsers(subparsers)
     return parser
 
 
@@ -174,9 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"pretrain": _pretrain}
     try:
-        return handlers[args.command](args)
+        return args.handler(args)
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         # Our errors name the problem; a traceback adds nothing for users.
         if os.environ.get("ELECTRA_KERAS_DEBUG"):
