@@ -167,6 +167,7 @@ COMMAND_MODULES = (
     "electra_keras.finetuning.commands",
     "electra_keras.export.commands",
     "electra_keras.serving.commands",
+    "electra_keras.conversion.commands",
 )
 
 

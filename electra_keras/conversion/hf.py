@@ -1,0 +1,454 @@
+"""Hugging Face ELECTRA checkpoints in and out.
+
+Reads `config.json` + `model.safetensors` (or `pytorch_model.bin`) of
+`ElectraModel`, `ElectraForPreTraining` or `ElectraForMaskedLM` (with or
+without the `electra.` prefix), and BERT-architecture `BertModel` weights into
+the backbone; writes our discriminator / generator / backbone back in the same
+format. Every tensor is accounted for: mapped, or skipped with a reason; a
+model variable that no tensor fills is an error, never a silent random init.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from electra_keras.config import ModelConfig
+
+SUPPORTED_ACTIVATIONS = {"gelu": "gelu", "relu": "relu"}
+
+
+class ConversionError(ValueError):
+    """A checkpoint cannot be represented or is incomplete."""
+
+
+@dataclasses.dataclass
+class ConversionReport:
+    """What a conversion did with each tensor."""
+
+    mapped: list[str] = dataclasses.field(default_factory=list)
+    skipped: dict[str, str] = dataclasses.field(default_factory=dict)
+    notices: list[str] = dataclasses.field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"mapped {len(self.mapped)} tensors"]
+        for key, why in sorted(self.skipped.items()):
+            lines.append(f"skipped {key}: {why}")
+        lines += [f"note: {n}" for n in self.notices]
+        return "\n".join(lines)
+
+
+# --- reading and writing checkpoints ---------------------------------------
+
+
+def read_hf_checkpoint(path: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """`(config, tensors)` of a Hugging Face model directory.
+
+    Args:
+        path: Directory with `config.json` and `model.safetensors` or
+            `pytorch_model.bin`.
+    """
+    config_path = os.path.join(path, "config.json")
+    if not os.path.isfile(config_path):
+        raise ConversionError(f"No config.json in {path!r}.")
+    with open(config_path) as f:
+        config = json.load(f)
+    safetensors_path = os.path.join(path, "model.safetensors")
+    bin_path = os.path.join(path, "pytorch_model.bin")
+    if os.path.isfile(safetensors_path):
+        from safetensors.numpy import load_file
+
+        tensors = load_file(safetensors_path)
+    elif os.path.isfile(bin_path):
+        import torch
+
+        state = torch.load(bin_path, map_location="cpu", weights_only=True)
+        tensors = {k: v.float().numpy() for k, v in state.items()}
+    else:
+        raise ConversionError(f"No model.safetensors or pytorch_model.bin in {path!r}.")
+    return config, {k: np.asarray(v, dtype=np.float32) for k, v in tensors.items()}
+
+
+def model_config_from_hf(hf: dict[str, Any], report: ConversionReport) -> ModelConfig:
+    """Maps an `ElectraConfig`/`BertConfig` dict onto our `ModelConfig`."""
+    kind = hf.get("model_type", "electra")
+    if kind not in ("electra", "bert"):
+        raise ConversionError(
+            f"Cannot convert model_type {kind!r}: only electra and bert."
+        )
+    if hf.get("position_embedding_type", "absolute") != "absolute":
+        raise ConversionError(
+            f"position_embedding_type {hf['position_embedding_type']!r} is not supported "
+            "(only absolute position embeddings)."
+        )
+    activation = hf.get("hidden_act", "gelu")
+    if activation not in SUPPORTED_ACTIVATIONS:
+        raise ConversionError(
+            f"hidden_act {activation!r} is not supported; supported: "
+            f"{', '.join(SUPPORTED_ACTIVATIONS)}."
+        )
+    hidden = hf["hidden_size"]
+    dropout = hf.get("hidden_dropout_prob", 0.1)
+    attention_dropout = hf.get("attention_probs_dropout_prob", dropout)
+    if attention_dropout != dropout:
+        report.notices.append(
+            f"attention dropout {attention_dropout} differs from hidden dropout "
+            f"{dropout}; both become {dropout} (affects training only)."
+        )
+    return ModelConfig(
+        vocab_size=hf["vocab_size"],
+        num_layers=hf["num_hidden_layers"],
+        num_heads=hf["num_attention_heads"],
+        hidden_dim=hidden,
+        intermediate_dim=hf["intermediate_size"],
+        embedding_dim=hf.get("embedding_size", hidden),
+        max_sequence_length=hf.get("max_position_embeddings", 512),
+        num_segments=hf.get("type_vocab_size", 2),
+        dropout=dropout,
+        activation=SUPPORTED_ACTIVATIONS[activation],
+        layer_norm_epsilon=hf.get("layer_norm_eps", 1e-12),
+        initializer_range=hf.get("initializer_range", 0.02),
+        generator_fraction=1.0,
+    )
+
+
+def hf_config_from_model(backbone, architecture: str) -> dict[str, Any]:
+    """An `ElectraConfig` dict for one of our backbones."""
+    return {
+        "architectures": [architecture],
+        "model_type": "electra",
+        "vocab_size": backbone.vocab_size,
+        "embedding_size": backbone.embedding_dim,
+        "hidden_size": backbone.hidden_dim,
+        "num_hidden_layers": backbone.num_layers,
+        "num_attention_heads": backbone.num_heads,
+        "intermediate_size": backbone.intermediate_dim,
+        "hidden_act": backbone.activation,
+        "hidden_dropout_prob": backbone.dropout,
+        "attention_probs_dropout_prob": backbone.dropout,
+        "max_position_embeddings": backbone.max_sequence_length,
+        "type_vocab_size": backbone.num_segments,
+        "initializer_range": backbone.initializer_range,
+        "layer_norm_eps": backbone.layer_norm_epsilon,
+        "position_embedding_type": "absolute",
+        "pad_token_id": 0,
+        "tie_word_embeddings": True,
+    }
+
+
+# --- the weight map -----------------------------------------------------------
+
+
+def _dense(torch_weight: np.ndarray) -> np.ndarray:
+    return torch_weight.T
+
+
+def _backbone_map(
+    backbone, prefix: str, bert: bool = False
+) -> list[tuple[Any, str, Callable]]:
+    """`(keras variable, HF key, HF -> Keras transform)` for every backbone weight."""
+    same = np.asarray
+    emb = backbone.embedding
+    entries = [
+        (emb.token_embedding.embeddings, "embeddings.word_embeddings.weight", same),
+        (
+            emb.position_embedding.position_embeddings,
+            "embeddings.position_embeddings.weight",
+            same,
+        ),
+        (
+            emb.segment_embedding.embeddings,
+            "embeddings.token_type_embeddings.weight",
+            same,
+        ),
+        (emb.layer_norm.gamma, "embeddings.LayerNorm.weight", same),
+        (emb.layer_norm.beta, "embeddings.LayerNorm.bias", same),
+    ]
+    if backbone.embedding_projection is not None:
+        entries += [
+            (backbone.embedding_projection.kernel, "embeddings_project.weight", _dense),
+            (backbone.embedding_projection.bias, "embeddings_project.bias", same),
+        ]
+    heads, hidden = backbone.num_heads, backbone.hidden_dim
+    head_dim = hidden // heads
+
+    def qkv_kernel(w):
+        return w.T.reshape(hidden, heads, head_dim)
+
+    def qkv_bias(b):
+        return b.reshape(heads, head_dim)
+
+    def out_kernel(w):
+        return w.T.reshape(heads, head_dim, hidden)
+
+    for i, layer in enumerate(backbone.transformer_layers):
+        attention = layer._self_attention_layer
+        p = f"encoder.layer.{i}."
+        for name, dense in (
+            ("query", attention._query_dense),
+            ("key", attention._key_dense),
+            ("value", attention._value_dense),
+        ):
+            entries += [
+                (dense.kernel, f"{p}attention.self.{name}.weight", qkv_kernel),
+                (dense.bias, f"{p}attention.self.{name}.bias", qkv_bias),
+            ]
+        entries += [
+            (
+                attention._output_dense.kernel,
+                f"{p}attention.output.dense.weight",
+                out_kernel,
+            ),
+            (attention._output_dense.bias, f"{p}attention.output.dense.bias", same),
+            (
+                layer._self_attention_layer_norm.gamma,
+                f"{p}attention.output.LayerNorm.weight",
+                same,
+            ),
+            (
+                layer._self_attention_layer_norm.beta,
+                f"{p}attention.output.LayerNorm.bias",
+                same,
+            ),
+            (
+                layer._feedforward_intermediate_dense.kernel,
+                f"{p}intermediate.dense.weight",
+                _dense,
+            ),
+            (
+                layer._feedforward_intermediate_dense.bias,
+                f"{p}intermediate.dense.bias",
+                same,
+            ),
+            (layer._feedforward_output_dense.kernel, f"{p}output.dense.weight", _dense),
+            (layer._feedforward_output_dense.bias, f"{p}output.dense.bias", same),
+            (layer._feedforward_layer_norm.gamma, f"{p}output.LayerNorm.weight", same),
+            (layer._feedforward_layer_norm.beta, f"{p}output.LayerNorm.bias", same),
+        ]
+    return [(var, prefix + key, fn) for var, key, fn in entries]
+
+
+def _discriminator_head_map(head) -> list[tuple[Any, str, Callable]]:
+    return [
+        (head.dense.kernel, "discriminator_predictions.dense.weight", _dense),
+        (head.dense.bias, "discriminator_predictions.dense.bias", np.asarray),
+        (
+            head.logits_dense.kernel,
+            "discriminator_predictions.dense_prediction.weight",
+            _dense,
+        ),
+        (
+            head.logits_dense.bias,
+            "discriminator_predictions.dense_prediction.bias",
+            np.asarray,
+        ),
+    ]
+
+
+def _masked_lm_head_map(head) -> list[tuple[Any, str, Callable]]:
+    return [
+        (head._intermediate_dense.kernel, "generator_predictions.dense.weight", _dense),
+        (head._intermediate_dense.bias, "generator_predictions.dense.bias", np.asarray),
+        (
+            head._intermediate_layer_norm.gamma,
+            "generator_predictions.LayerNorm.weight",
+            np.asarray,
+        ),
+        (
+            head._intermediate_layer_norm.beta,
+            "generator_predictions.LayerNorm.bias",
+            np.asarray,
+        ),
+        (head._bias, "generator_lm_head.bias", np.asarray),
+    ]
+
+
+def _inverse(fn: Callable, variable) -> Callable:
+    """Keras -> HF transform for a map entry."""
+    if fn is _dense:
+        return lambda v: v.T
+    name = getattr(fn, "__name__", "")
+    if name == "qkv_kernel":
+        return lambda v: v.reshape(v.shape[0], -1).T
+    if name == "qkv_bias":
+        return lambda v: v.reshape(-1)
+    if name == "out_kernel":
+        return lambda v: v.reshape(-1, v.shape[-1]).T
+    return np.asarray
+
+
+# --- HF -> Keras ----------------------------------------------------------------
+
+
+def _detect(tensors: dict[str, np.ndarray]) -> tuple[str, str]:
+    """`(kind, prefix)`: kind in backbone/discriminator/generator."""
+    prefix = "electra." if any(k.startswith("electra.") for k in tensors) else ""
+    if not prefix and any(k.startswith("bert.") for k in tensors):
+        prefix = "bert."
+    if any(k.startswith("discriminator_predictions.") for k in tensors):
+        return "discriminator", prefix
+    if any(k.startswith("generator_predictions.") for k in tensors):
+        return "generator", prefix
+    return "backbone", prefix
+
+
+def _assign(entries, tensors, report: ConversionReport, used: set[str]) -> None:
+    missing = [key for _, key, _ in entries if key not in tensors]
+    if missing:
+        raise ConversionError(
+            f"The checkpoint lacks {len(missing)} tensor(s) the model needs, e.g. "
+            f"{', '.join(missing[:5])}. Is the config right for this checkpoint?"
+        )
+    for variable, key, fn in entries:
+        value = fn(tensors[key])
+        if tuple(value.shape) != tuple(variable.shape):
+            raise ConversionError(
+                f"{key}: shape {tuple(tensors[key].shape)} does not fit "
+                f"{variable.path} {tuple(variable.shape)}."
+            )
+        variable.assign(value.astype(np.float32))
+        used.add(key)
+        report.mapped.append(key)
+
+
+def convert_hf_to_keras(path: str, kind: str = "auto"):
+    """Loads a Hugging Face ELECTRA/BERT checkpoint as one of our models.
+
+    Args:
+        path: A directory saved by `save_pretrained`.
+        kind: "auto" (from the tensors), "backbone", "discriminator" or
+            "generator".
+
+    Returns:
+        `(model, report)`: an `ElectraBackbone`, `ElectraDiscriminator` or
+        `ElectraMaskedLM`, and a `ConversionReport`.
+    """
+    from electra_keras.models.backbone import ElectraBackbone
+    from electra_keras.models.discriminator import ElectraDiscriminator
+    from electra_keras.models.masked_lm import ElectraMaskedLM
+
+    report = ConversionReport()
+    hf_config, tensors = read_hf_checkpoint(path)
+    config = model_config_from_hf(hf_config, report)
+    detected, prefix = _detect(tensors)
+    kind = detected if kind == "auto" else kind
+    if kind not in ("backbone", "discriminator", "generator"):
+        raise ConversionError(
+            f"Unknown kind {kind!r}: backbone, discriminator or generator."
+        )
+    if kind != "backbone" and kind != detected:
+        raise ConversionError(
+            f"{path} holds a {detected} checkpoint, not a {kind} (no "
+            f"{'discriminator_predictions' if kind == 'discriminator' else 'generator_predictions'} "
+            "tensors)."
+        )
+    backbone = ElectraBackbone(**config.backbone_kwargs(), name=f"{kind}_backbone")
+    used: set[str] = set()
+    _assign(_backbone_map(backbone, prefix), tensors, report, used)
+    model = backbone
+    if kind == "discriminator":
+        model = ElectraDiscriminator(backbone)
+        _assign(_discriminator_head_map(model.head), tensors, report, used)
+    elif kind == "generator":
+        model = ElectraMaskedLM(backbone)
+        _assign(_masked_lm_head_map(model.head), tensors, report, used)
+        tied = tensors.get("generator_lm_head.weight")
+        if tied is not None:
+            table = tensors[prefix + "embeddings.word_embeddings.weight"]
+            if not np.array_equal(tied, table):
+                raise ConversionError(
+                    "generator_lm_head.weight differs from the word embeddings: an "
+                    "untied output layer cannot be represented (ours is tied)."
+                )
+            used.add("generator_lm_head.weight")
+            report.skipped["generator_lm_head.weight"] = "tied to the word embeddings"
+        else:
+            report.notices.append(
+                "generator_lm_head.weight is tied to the word embeddings"
+            )
+    for key in sorted(set(tensors) - used):
+        report.skipped[key] = _skip_reason(key, kind)
+    unexplained = [
+        k for k, why in report.skipped.items() if why.startswith("unexpected")
+    ]
+    if unexplained:
+        raise ConversionError(
+            f"Tensors with no place in the model: {', '.join(unexplained[:8])}."
+        )
+    return model, report
+
+
+def _skip_reason(key: str, kind: str) -> str:
+    if key.endswith("position_ids"):
+        return "a buffer (position indices), not a weight"
+    if "pooler" in key:
+        return "BERT pooler: ELECTRA classifies from token 0 without a pooler"
+    if key.startswith(("cls.", "bert.cls", "discriminator_predictions", "generator_")):
+        return f"a head this {kind} conversion does not keep"
+    return "unexpected tensor"
+
+
+# --- Keras -> HF ----------------------------------------------------------------
+
+
+def save_hf(model, out_dir: str) -> ConversionReport:
+    """Writes one of our models as `config.json` + `model.safetensors`.
+
+    `ElectraBackbone` -> `ElectraModel`, `ElectraDiscriminator` ->
+    `ElectraForPreTraining`, `ElectraMaskedLM` -> `ElectraForMaskedLM`.
+
+    Args:
+        model: The model to write.
+        out_dir: Output directory (created).
+    """
+    from safetensors.numpy import save_file
+
+    from electra_keras.models.backbone import ElectraBackbone
+    from electra_keras.models.discriminator import ElectraDiscriminator
+    from electra_keras.models.masked_lm import ElectraMaskedLM
+
+    report = ConversionReport()
+    if isinstance(model, ElectraDiscriminator):
+        backbone, prefix, architecture = (
+            model.backbone,
+            "electra.",
+            "ElectraForPreTraining",
+        )
+        entries = _backbone_map(backbone, prefix) + _discriminator_head_map(model.head)
+    elif isinstance(model, ElectraMaskedLM):
+        backbone, prefix, architecture = (
+            model.backbone,
+            "electra.",
+            "ElectraForMaskedLM",
+        )
+        entries = _backbone_map(backbone, prefix) + _masked_lm_head_map(model.head)
+    elif isinstance(model, ElectraBackbone):
+        backbone, prefix, architecture = model, "", "ElectraModel"
+        entries = _backbone_map(backbone, prefix)
+    else:
+        raise ConversionError(
+            f"Cannot write a {type(model).__name__}: expected an ElectraBackbone, "
+            "ElectraDiscriminator or ElectraMaskedLM."
+        )
+    tensors = {}
+    for variable, key, fn in entries:
+        tensors[key] = np.ascontiguousarray(
+            _inverse(fn, variable)(np.asarray(variable.numpy(), np.float32))
+        )
+        report.mapped.append(key)
+    if architecture == "ElectraForMaskedLM":
+        tensors["generator_lm_head.weight"] = tensors[
+            prefix + "embeddings.word_embeddings.weight"
+        ].copy()
+    os.makedirs(out_dir, exist_ok=True)
+    save_file(
+        tensors, os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"}
+    )
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        json.dump(hf_config_from_model(backbone, architecture), f, indent=2)
+    return report
