@@ -33,7 +33,7 @@ class ModelConfig:
     max_sequence_length: int = 512  # Rows of the position embedding table.
     num_segments: int = 2  # Rows of the segment embedding table.
     dropout: float = 0.1  # Dropout on embeddings, attention and FFN outputs.
-    activation: str = "gelu"  # FFN and head activation ("gelu" is exact erf).
+    activation: str = "gelu"  # "gelu" (exact erf), "gelu_approximate" (tanh) or "relu".
     layer_norm_epsilon: float = 1e-12  # Epsilon of every LayerNorm.
     initializer_range: float = 0.02  # Stddev of the truncated-normal init.
     generator_fraction: float = 0.25  # Generator width / discriminator width.

@@ -13,14 +13,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from electra_keras.config import ModelConfig
+from electra_keras.conversion import layout
 
-SUPPORTED_ACTIVATIONS = {"gelu": "gelu", "relu": "relu"}
+SUPPORTED_ACTIVATIONS = {
+    "gelu": "gelu",
+    "relu": "relu",
+    "gelu_new": "gelu_approximate",
+    "gelu_pytorch_tanh": "gelu_approximate",
+}
+_TO_HF_ACTIVATION = {"gelu": "gelu", "relu": "relu", "gelu_approximate": "gelu_new"}
 
 
 class ConversionError(ValueError):
@@ -128,7 +134,7 @@ def hf_config_from_model(backbone, architecture: str) -> dict[str, Any]:
         "num_hidden_layers": backbone.num_layers,
         "num_attention_heads": backbone.num_heads,
         "intermediate_size": backbone.intermediate_dim,
-        "hidden_act": backbone.activation,
+        "hidden_act": _TO_HF_ACTIVATION[backbone.activation],
         "hidden_dropout_prob": backbone.dropout,
         "attention_probs_dropout_prob": backbone.dropout,
         "max_position_embeddings": backbone.max_sequence_length,
@@ -143,143 +149,61 @@ def hf_config_from_model(backbone, architecture: str) -> dict[str, Any]:
 
 # --- the weight map -----------------------------------------------------------
 
-
-def _dense(torch_weight: np.ndarray) -> np.ndarray:
-    return torch_weight.T
-
-
-def _backbone_map(
-    backbone, prefix: str, bert: bool = False
-) -> list[tuple[Any, str, Callable]]:
-    """`(keras variable, HF key, HF -> Keras transform)` for every backbone weight."""
-    same = np.asarray
-    emb = backbone.embedding
-    entries = [
-        (emb.token_embedding.embeddings, "embeddings.word_embeddings.weight", same),
-        (
-            emb.position_embedding.position_embeddings,
-            "embeddings.position_embeddings.weight",
-            same,
-        ),
-        (
-            emb.segment_embedding.embeddings,
-            "embeddings.token_type_embeddings.weight",
-            same,
-        ),
-        (emb.layer_norm.gamma, "embeddings.LayerNorm.weight", same),
-        (emb.layer_norm.beta, "embeddings.LayerNorm.bias", same),
-    ]
-    if backbone.embedding_projection is not None:
-        entries += [
-            (backbone.embedding_projection.kernel, "embeddings_project.weight", _dense),
-            (backbone.embedding_projection.bias, "embeddings_project.bias", same),
-        ]
-    heads, hidden = backbone.num_heads, backbone.hidden_dim
-    head_dim = hidden // heads
-
-    def qkv_kernel(w):
-        return w.T.reshape(hidden, heads, head_dim)
-
-    def qkv_bias(b):
-        return b.reshape(heads, head_dim)
-
-    def out_kernel(w):
-        return w.T.reshape(heads, head_dim, hidden)
-
-    for i, layer in enumerate(backbone.transformer_layers):
-        attention = layer._self_attention_layer
-        p = f"encoder.layer.{i}."
-        for name, dense in (
-            ("query", attention._query_dense),
-            ("key", attention._key_dense),
-            ("value", attention._value_dense),
-        ):
-            entries += [
-                (dense.kernel, f"{p}attention.self.{name}.weight", qkv_kernel),
-                (dense.bias, f"{p}attention.self.{name}.bias", qkv_bias),
-            ]
-        entries += [
-            (
-                attention._output_dense.kernel,
-                f"{p}attention.output.dense.weight",
-                out_kernel,
-            ),
-            (attention._output_dense.bias, f"{p}attention.output.dense.bias", same),
-            (
-                layer._self_attention_layer_norm.gamma,
-                f"{p}attention.output.LayerNorm.weight",
-                same,
-            ),
-            (
-                layer._self_attention_layer_norm.beta,
-                f"{p}attention.output.LayerNorm.bias",
-                same,
-            ),
-            (
-                layer._feedforward_intermediate_dense.kernel,
-                f"{p}intermediate.dense.weight",
-                _dense,
-            ),
-            (
-                layer._feedforward_intermediate_dense.bias,
-                f"{p}intermediate.dense.bias",
-                same,
-            ),
-            (layer._feedforward_output_dense.kernel, f"{p}output.dense.weight", _dense),
-            (layer._feedforward_output_dense.bias, f"{p}output.dense.bias", same),
-            (layer._feedforward_layer_norm.gamma, f"{p}output.LayerNorm.weight", same),
-            (layer._feedforward_layer_norm.beta, f"{p}output.LayerNorm.bias", same),
-        ]
-    return [(var, prefix + key, fn) for var, key, fn in entries]
+_LAYER_PARTS = {
+    "query": "attention.self.query",
+    "key": "attention.self.key",
+    "value": "attention.self.value",
+    "attention_output": "attention.output.dense",
+    "attention_norm": "attention.output.LayerNorm",
+    "intermediate": "intermediate.dense",
+    "output": "output.dense",
+    "output_norm": "output.LayerNorm",
+}
+_PARAM = {"kernel": "weight", "bias": "bias", "gamma": "weight", "beta": "bias"}
+_HEAD_PARTS = {
+    ("disc_head", "dense"): "discriminator_predictions.dense",
+    ("disc_head", "logits"): "discriminator_predictions.dense_prediction",
+    ("mlm_head", "dense"): "generator_predictions.dense",
+    ("mlm_head", "norm"): "generator_predictions.LayerNorm",
+}
 
 
-def _discriminator_head_map(head) -> list[tuple[Any, str, Callable]]:
-    return [
-        (head.dense.kernel, "discriminator_predictions.dense.weight", _dense),
-        (head.dense.bias, "discriminator_predictions.dense.bias", np.asarray),
-        (
-            head.logits_dense.kernel,
-            "discriminator_predictions.dense_prediction.weight",
-            _dense,
-        ),
-        (
-            head.logits_dense.bias,
-            "discriminator_predictions.dense_prediction.bias",
-            np.asarray,
-        ),
-    ]
+def hf_name(role: tuple, prefix: str = "") -> str:
+    """The Hugging Face tensor name of a weight role (see `layout`)."""
+    if role == ("word_embeddings",):
+        return prefix + "embeddings.word_embeddings.weight"
+    if role == ("position_embeddings",):
+        return prefix + "embeddings.position_embeddings.weight"
+    if role == ("segment_embeddings",):
+        return prefix + "embeddings.token_type_embeddings.weight"
+    if role[0] == "embeddings_norm":
+        return prefix + f"embeddings.LayerNorm.{_PARAM[role[1]]}"
+    if role[0] == "embeddings_project":
+        return prefix + f"embeddings_project.{_PARAM[role[1]]}"
+    if role[0] == "layer":
+        _, i, part, param = role
+        return prefix + f"encoder.layer.{i}.{_LAYER_PARTS[part]}.{_PARAM[param]}"
+    if role == ("mlm_head", "output_bias"):
+        return "generator_lm_head.bias"
+    return f"{_HEAD_PARTS[role[:2]]}.{_PARAM[role[2]]}"
 
 
-def _masked_lm_head_map(head) -> list[tuple[Any, str, Callable]]:
-    return [
-        (head._intermediate_dense.kernel, "generator_predictions.dense.weight", _dense),
-        (head._intermediate_dense.bias, "generator_predictions.dense.bias", np.asarray),
-        (
-            head._intermediate_layer_norm.gamma,
-            "generator_predictions.LayerNorm.weight",
-            np.asarray,
-        ),
-        (
-            head._intermediate_layer_norm.beta,
-            "generator_predictions.LayerNorm.bias",
-            np.asarray,
-        ),
-        (head._bias, "generator_lm_head.bias", np.asarray),
-    ]
+def _entries(roles, prefix: str, heads: int):
+    """`(variable, hf name, HF -> Keras transform, Keras -> HF transform)`."""
+    out = []
+    for variable, role in roles:
+        is_kernel = role[-1] == "kernel"
 
+        def to_keras(value, role=role, is_kernel=is_kernel):
+            value = value.T if is_kernel else value
+            return layout.attention_kernel_to_keras(value, role, heads)
 
-def _inverse(fn: Callable, variable) -> Callable:
-    """Keras -> HF transform for a map entry."""
-    if fn is _dense:
-        return lambda v: v.T
-    name = getattr(fn, "__name__", "")
-    if name == "qkv_kernel":
-        return lambda v: v.reshape(v.shape[0], -1).T
-    if name == "qkv_bias":
-        return lambda v: v.reshape(-1)
-    if name == "out_kernel":
-        return lambda v: v.reshape(-1, v.shape[-1]).T
-    return np.asarray
+        def to_hf(value, role=role, is_kernel=is_kernel):
+            value = layout.keras_to_in_out(value, role)
+            return value.T if is_kernel else value
+
+        out.append((variable, hf_name(role, prefix), to_keras, to_hf))
+    return out
 
 
 # --- HF -> Keras ----------------------------------------------------------------
@@ -298,13 +222,13 @@ def _detect(tensors: dict[str, np.ndarray]) -> tuple[str, str]:
 
 
 def _assign(entries, tensors, report: ConversionReport, used: set[str]) -> None:
-    missing = [key for _, key, _ in entries if key not in tensors]
+    missing = [key for _, key, _, _ in entries if key not in tensors]
     if missing:
         raise ConversionError(
             f"The checkpoint lacks {len(missing)} tensor(s) the model needs, e.g. "
             f"{', '.join(missing[:5])}. Is the config right for this checkpoint?"
         )
-    for variable, key, fn in entries:
+    for variable, key, fn, _ in entries:
         value = fn(tensors[key])
         if tuple(value.shape) != tuple(variable.shape):
             raise ConversionError(
@@ -349,14 +273,27 @@ def convert_hf_to_keras(path: str, kind: str = "auto"):
         )
     backbone = ElectraBackbone(**config.backbone_kwargs(), name=f"{kind}_backbone")
     used: set[str] = set()
-    _assign(_backbone_map(backbone, prefix), tensors, report, used)
+    heads = backbone.num_heads
+    _assign(
+        _entries(layout.backbone_roles(backbone), prefix, heads), tensors, report, used
+    )
     model = backbone
     if kind == "discriminator":
         model = ElectraDiscriminator(backbone)
-        _assign(_discriminator_head_map(model.head), tensors, report, used)
+        _assign(
+            _entries(layout.discriminator_head_roles(model.head), "", heads),
+            tensors,
+            report,
+            used,
+        )
     elif kind == "generator":
         model = ElectraMaskedLM(backbone)
-        _assign(_masked_lm_head_map(model.head), tensors, report, used)
+        _assign(
+            _entries(layout.masked_lm_head_roles(model.head), "", heads),
+            tensors,
+            report,
+            used,
+        )
         tied = tensors.get("generator_lm_head.weight")
         if tied is not None:
             table = tensors[prefix + "embeddings.word_embeddings.weight"]
@@ -419,26 +356,30 @@ def save_hf(model, out_dir: str) -> ConversionReport:
             "electra.",
             "ElectraForPreTraining",
         )
-        entries = _backbone_map(backbone, prefix) + _discriminator_head_map(model.head)
+        roles = layout.backbone_roles(backbone)
+        heads_roles = layout.discriminator_head_roles(model.head)
     elif isinstance(model, ElectraMaskedLM):
         backbone, prefix, architecture = (
             model.backbone,
             "electra.",
             "ElectraForMaskedLM",
         )
-        entries = _backbone_map(backbone, prefix) + _masked_lm_head_map(model.head)
+        roles = layout.backbone_roles(backbone)
+        heads_roles = layout.masked_lm_head_roles(model.head)
     elif isinstance(model, ElectraBackbone):
         backbone, prefix, architecture = model, "", "ElectraModel"
-        entries = _backbone_map(backbone, prefix)
+        roles, heads_roles = layout.backbone_roles(backbone), []
     else:
         raise ConversionError(
             f"Cannot write a {type(model).__name__}: expected an ElectraBackbone, "
             "ElectraDiscriminator or ElectraMaskedLM."
         )
+    entries = _entries(roles, prefix, backbone.num_heads)
+    entries += _entries(heads_roles, "", backbone.num_heads)
     tensors = {}
-    for variable, key, fn in entries:
+    for variable, key, _, to_hf in entries:
         tensors[key] = np.ascontiguousarray(
-            _inverse(fn, variable)(np.asarray(variable.numpy(), np.float32))
+            to_hf(np.asarray(variable.numpy(), np.float32))
         )
         report.mapped.append(key)
     if architecture == "ElectraForMaskedLM":

@@ -6,6 +6,7 @@ embedding (see `electra_keras.models.pretrainer`).
 
 import keras
 
+from electra_keras.layers.activations import get_activation
 from electra_keras.layers.embeddings import electra_initializer
 
 
@@ -26,7 +27,7 @@ class DiscriminatorHead(keras.layers.Layer):
         # === Layers ===
         self.dense = keras.layers.Dense(
             hidden_dim,
-            activation=activation,
+            activation=get_activation(activation),
             kernel_initializer=electra_initializer(initializer_range),
             dtype=self.dtype_policy,
             name="dense",

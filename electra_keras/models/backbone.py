@@ -3,6 +3,7 @@
 import keras
 from keras_hub.layers import TransformerEncoder
 
+from electra_keras.layers.activations import get_activation
 from electra_keras.layers.embeddings import ElectraEmbedding, electra_initializer
 
 
@@ -29,7 +30,8 @@ class ElectraBackbone(keras.Model):
         max_sequence_length: Rows of the position table.
         num_segments: Rows of the segment table.
         dropout: Dropout rate everywhere.
-        activation: Feed-forward activation (`"gelu"`: exact, as in HF).
+        activation: Feed-forward activation: "gelu" (exact, as in Hugging Face),
+            "gelu_approximate" (tanh, as the original code and keras-hub) or "relu".
         layer_norm_epsilon: Epsilon of every LayerNorm.
         initializer_range: Stddev of the truncated-normal initializer.
         embedding: An existing `ElectraEmbedding` to share (the generator gets
@@ -95,7 +97,7 @@ class ElectraBackbone(keras.Model):
             TransformerEncoder(
                 num_heads=num_heads,
                 intermediate_dim=intermediate_dim,
-                activation=activation,
+                activation=get_activation(activation),
                 dropout=dropout,
                 layer_norm_epsilon=layer_norm_epsilon,
                 kernel_initializer=electra_initializer(initializer_range),

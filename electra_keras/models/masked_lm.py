@@ -3,6 +3,7 @@
 import keras
 from keras_hub.layers import MaskedLMHead
 
+from electra_keras.layers.activations import get_activation
 from electra_keras.layers.embeddings import electra_initializer
 
 
@@ -18,14 +19,16 @@ class ElectraMaskedLM(keras.Model):
     Args:
         backbone: An `ElectraBackbone` (the generator's).
         head: A `MaskedLMHead` tied to `backbone.token_embedding` (new if None).
+        head_activation: Activation of the head's dense layer when it is new
+            ("gelu" as Hugging Face, "gelu_approximate" as the original code).
     """
 
-    def __init__(self, backbone, head=None, **kwargs):
+    def __init__(self, backbone, head=None, head_activation="gelu", **kwargs):
         # === Layers ===
         self.backbone = backbone
         self.head = head or MaskedLMHead(
             token_embedding=backbone.token_embedding,
-            intermediate_activation="gelu",
+            intermediate_activation=get_activation(head_activation),
             layer_norm_epsilon=backbone.layer_norm_epsilon,
             kernel_initializer=electra_initializer(backbone.initializer_range),
             name="generator_head",
@@ -40,18 +43,19 @@ class ElectraMaskedLM(keras.Model):
         )
         logits = self.head(sequence, mask_positions=inputs["mask_positions"])
         super().__init__(inputs=inputs, outputs=logits, **kwargs)
+        # === Config ===
+        self.head_activation = head_activation
 
     def get_config(self):
         return {
             "name": self.name,
             "trainable": self.trainable,
             "backbone": keras.saving.serialize_keras_object(self.backbone),
-            "head_layer_norm_epsilon": self.head.layer_norm_epsilon,
+            "head_activation": self.head_activation,
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
         backbone = keras.saving.deserialize_keras_object(config.pop("backbone"))
-        config.pop("head_layer_norm_epsilon", None)
         return cls(backbone=backbone, **config)

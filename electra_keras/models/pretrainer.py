@@ -13,6 +13,7 @@ from keras import ops
 from keras_hub.layers import MaskedLMHead
 
 from electra_keras.config import PretrainingConfig
+from electra_keras.layers.activations import get_activation
 from electra_keras.layers.embeddings import electra_initializer
 from electra_keras.layers.heads import DiscriminatorHead
 from electra_keras.models.backbone import ElectraBackbone
@@ -88,7 +89,7 @@ class ElectraPretrainer(ReplicaXlaStepMixin, keras.Model):
         mlm_backbone = self.generator or self.discriminator
         self.generator_head = MaskedLMHead(
             token_embedding=discriminator.token_embedding,
-            intermediate_activation=discriminator.activation,
+            intermediate_activation=get_activation(discriminator.activation),
             layer_norm_epsilon=discriminator.layer_norm_epsilon,
             kernel_initializer=electra_initializer(discriminator.initializer_range),
             dtype=discriminator.dtype_policy,
