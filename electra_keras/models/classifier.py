@@ -1,0 +1,318 @@
+"""`ElectraClassifier`: an ELECTRA backbone with a classification/regression head.
+
+The head is google-research/electra's (`finetune/classification/
+classification_tasks.py`): dropout on the final hidden state of token 0
+([CLS]), then one dense layer to `num_labels` logits. `num_labels=1` makes it a
+regression model (STS-B), trained with mean squared error.
+
+    model = ElectraClassifier.from_pretrained(
+        "runs/pretrain/discriminator.keras", num_labels=2,
+        preprocessor=ElectraClassifierPreprocessor("vocab.txt", seq_len=128),
+    )
+    model.compile()                      # AdamW, layer-wise lr decay 0.8
+    model.fit(train_ds, validation_data=dev_ds, epochs=3)
+    model.predict_texts(["a gripping, beautifully acted film"])
+    model.save("classifier.keras")       # the preprocessor's vocabulary included
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+
+from electra_keras.config import ModelConfig
+from electra_keras.finetuning.optimizer import create_finetuning_optimizer
+from electra_keras.layers.embeddings import electra_initializer
+from electra_keras.models.backbone import ElectraBackbone
+from electra_keras.models.classifier_preprocessor import (
+    ElectraClassifierPreprocessor,
+)
+
+
+@keras.saving.register_keras_serializable(package="electra_keras")
+class ElectraClassifier(keras.Model):
+    """Sequence (pair) classification or regression on an `ElectraBackbone`.
+
+    Inputs are the backbone's: a dict of int `token_ids`, `segment_ids` and
+    `padding_mask` of shape `[batch, seq_len]` (what
+    `ElectraClassifierPreprocessor` returns). The output is float32 logits
+    `[batch, num_labels]` (scores `[batch, 1]` for regression).
+
+    Args:
+        backbone: the `ElectraBackbone` (a pretrained discriminator).
+        num_labels: number of classes; 1 for regression.
+        dropout: dropout rate on the [CLS] representation.
+        label_names: names of the classes, index = label id; defaults to
+            "0" .. "num_labels-1". None for regression.
+        preprocessor: an optional `ElectraClassifierPreprocessor`; it is saved
+            with the model (its vocabulary as an asset) and used by
+            `predict_texts`.
+        **kwargs: standard `keras.Model` arguments (`name`, ...).
+    """
+
+    def __init__(
+        self,
+        backbone: ElectraBackbone,
+        num_labels: int,
+        dropout: float = 0.1,
+        label_names: Sequence[str] | None = None,
+        preprocessor: ElectraClassifierPreprocessor | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(num_labels, int) or num_labels < 1:
+            raise ValueError(
+                f"`num_labels` must be a positive integer, got {num_labels!r}."
+            )
+        if num_labels == 1:
+            if label_names is not None and len(label_names) > 1:
+                raise ValueError(
+                    "A regression model (num_labels=1) takes no label names, got "
+                    f"{list(label_names)}."
+                )
+            label_names = None
+        elif label_names is None:
+            label_names = [str(i) for i in range(num_labels)]
+        else:
+            label_names = [str(name) for name in label_names]
+            if len(label_names) != num_labels:
+                raise ValueError(
+                    f"Got {len(label_names)} label names for {num_labels} labels: "
+                    f"{label_names}."
+                )
+            if len(set(label_names)) != len(label_names):
+                raise ValueError(f"Label names must be unique, got {label_names}.")
+
+        # === Layers ===
+        self.backbone = backbone
+        self.output_dropout = keras.layers.Dropout(
+            dropout, dtype=backbone.dtype_policy, name="output_dropout"
+        )
+        self.output_dense = keras.layers.Dense(
+            num_labels,
+            kernel_initializer=electra_initializer(backbone.initializer_range),
+            dtype=backbone.dtype_policy,
+            name="logits",
+        )
+        # Logits in float32 under mixed precision.
+        self.output_cast = keras.layers.Activation(
+            "linear", dtype="float32", name="logits_float32"
+        )
+
+        # === Functional Model ===
+        inputs = {
+            "token_ids": keras.Input(shape=(None,), dtype="int32", name="token_ids"),
+            "segment_ids": keras.Input(
+                shape=(None,), dtype="int32", name="segment_ids"
+            ),
+            "padding_mask": keras.Input(
+                shape=(None,), dtype="int32", name="padding_mask"
+            ),
+        }
+        sequence_output = self.backbone(inputs)
+        x = self.output_dropout(sequence_output[:, 0, :])
+        x = self.output_dense(x)
+        outputs = self.output_cast(x)
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+
+        # === Config ===
+        self.num_labels = num_labels
+        self.dropout = dropout
+        self.label_names = label_names
+        self.preprocessor = preprocessor
+
+    @property
+    def is_regression(self) -> bool:
+        return self.num_labels == 1
+
+    # === Constructors ===
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str,
+        num_labels: int,
+        dropout: float = 0.1,
+        label_names: Sequence[str] | None = None,
+        preprocessor: ElectraClassifierPreprocessor | None = None,
+        **kwargs: Any,
+    ) -> ElectraClassifier:
+        """A classifier on a saved discriminator (`discriminator.keras`).
+
+        Args:
+            path: a `.keras` file holding an `ElectraBackbone`.
+            num_labels: number of classes; 1 for regression.
+            dropout: dropout on the [CLS] representation.
+            label_names: class names (see the class docstring).
+            preprocessor: an `ElectraClassifierPreprocessor`; its vocabulary
+                must be the one the discriminator was pretrained with.
+            **kwargs: passed to the constructor.
+        """
+        backbone = keras.saving.load_model(path, compile=False)
+        if not isinstance(backbone, ElectraBackbone):
+            raise ValueError(
+                f"{path} holds a {type(backbone).__name__}, not an ElectraBackbone "
+                "(expected the `discriminator.keras` of a pretraining run)."
+            )
+        _check_vocab_size(backbone, preprocessor)
+        return cls(
+            backbone,
+            num_labels,
+            dropout=dropout,
+            label_names=label_names,
+            preprocessor=preprocessor,
+            **kwargs,
+        )
+
+    @classmethod
+    def from_model_config(
+        cls,
+        config: ModelConfig,
+        num_labels: int,
+        dropout: float | None = None,
+        label_names: Sequence[str] | None = None,
+        preprocessor: ElectraClassifierPreprocessor | None = None,
+        **kwargs: Any,
+    ) -> ElectraClassifier:
+        """A randomly initialized classifier of the sizes in `config`.
+
+        Args:
+            config: the backbone's `ModelConfig` (e.g. `get_preset("tiny").model`).
+            num_labels: number of classes; 1 for regression.
+            dropout: head dropout; defaults to `config.dropout`.
+            label_names: class names (see the class docstring).
+            preprocessor: an `ElectraClassifierPreprocessor`.
+            **kwargs: passed to the constructor.
+        """
+        backbone = ElectraBackbone(**config.backbone_kwargs())
+        _check_vocab_size(backbone, preprocessor)
+        return cls(
+            backbone,
+            num_labels,
+            dropout=config.dropout if dropout is None else dropout,
+            label_names=label_names,
+            preprocessor=preprocessor,
+            **kwargs,
+        )
+
+    # === Training ===
+    def compile(
+        self,
+        optimizer: Any = "auto",
+        loss: Any = "auto",
+        metrics: Any = "auto",
+        **kwargs: Any,
+    ) -> None:
+        """Compiles with ELECTRA's fine-tuning defaults.
+
+        Args:
+            optimizer: "auto": `create_finetuning_optimizer(self)` (AdamW,
+                lr 1e-4, layer-wise decay 0.8, constant rate; pass your own
+                for warm-up and decay over a known number of steps).
+            loss: "auto": sparse categorical cross-entropy on logits, or mean
+                squared error for regression.
+            metrics: "auto": accuracy, or none for regression.
+            **kwargs: passed to `keras.Model.compile`.
+        """
+        if optimizer == "auto":
+            optimizer = create_finetuning_optimizer(self)
+        if loss == "auto":
+            loss = (
+                keras.losses.MeanSquaredError()
+                if self.is_regression
+                else keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            )
+        if metrics == "auto":
+            metrics = (
+                None
+                if self.is_regression
+                else [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+            )
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def compile_from_config(self, config: dict[str, Any]) -> None:
+        # Keras skips this for models with their own `compile()`; ours takes
+        # the same arguments, so a loaded model gets its optimizer (and state).
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    # === Inference ===
+    def predict_texts(
+        self,
+        texts: Sequence[str] | str,
+        text_pairs: Sequence[str] | str | None = None,
+        batch_size: int = 32,
+    ) -> np.ndarray:
+        """Class probabilities (or regression scores) for raw texts.
+
+        Args:
+            texts: one string or a list of strings.
+            text_pairs: the second texts of pair tasks, as many as `texts`.
+            batch_size: examples per forward pass.
+
+        Returns:
+            float32 `[n, num_labels]` softmax probabilities, or `[n]` scores for
+            regression.
+        """
+        if self.preprocessor is None:
+            raise ValueError(
+                "This classifier has no preprocessor; pass one to the constructor "
+                "or call `predict()` on token ids."
+            )
+        if isinstance(texts, str):
+            texts = [texts]
+        if isinstance(text_pairs, str):
+            text_pairs = [text_pairs]
+        inputs = self.preprocessor.preprocess_texts(texts, text_pairs)
+        if len(texts) == 0:
+            return np.zeros((0,) if self.is_regression else (0, self.num_labels))
+        logits = self.predict(inputs, batch_size=batch_size, verbose=0)
+        logits = np.asarray(logits, dtype="float32")
+        if self.is_regression:
+            return logits[:, 0]
+        return keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
+
+    # === Config ===
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "backbone": keras.layers.serialize(self.backbone),
+            "num_labels": self.num_labels,
+            "dropout": self.dropout,
+            "label_names": self.label_names,
+            "preprocessor": (
+                None
+                if self.preprocessor is None
+                else keras.layers.serialize(self.preprocessor)
+            ),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ElectraClassifier:
+        config = dict(config)
+        config["backbone"] = keras.layers.deserialize(config["backbone"])
+        if config.get("preprocessor") is not None:
+            config["preprocessor"] = keras.layers.deserialize(config["preprocessor"])
+        return cls(**config)
+
+
+def _check_vocab_size(
+    backbone: ElectraBackbone, preprocessor: ElectraClassifierPreprocessor | None
+) -> None:
+    if preprocessor is None or preprocessor._tokenizer is None:
+        return
+    if preprocessor.tokenizer.vocab_size != backbone.vocab_size:
+        raise ValueError(
+            f"The preprocessor's vocabulary has {preprocessor.tokenizer.vocab_size} "
+            f"tokens but the backbone's embedding has {backbone.vocab_size} rows: "
+            "use the vocabulary the model was pretrained with."
+        )
+    if preprocessor.seq_len > backbone.max_sequence_length:
+        raise ValueError(
+            f"The preprocessor's seq_len ({preprocessor.seq_len}) is larger than "
+            f"the backbone's position table ({backbone.max_sequence_length})."
+        )
