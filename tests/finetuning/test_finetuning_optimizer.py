@@ -1,0 +1,133 @@
+import numpy as np
+import pytest
+
+from electra_keras.config import ModelConfig
+from electra_keras.finetuning.optimizer import (
+    LayerwiseAdamW,
+    create_finetuning_optimizer,
+    layerwise_lr_multipliers,
+)
+from electra_keras.models.classifier import ElectraClassifier
+from electra_keras.training.schedules import WarmupLinearDecay
+
+CONFIG = ModelConfig(
+    vocab_size=12,
+    num_layers=2,
+    num_heads=2,
+    hidden_dim=8,
+    intermediate_dim=16,
+    embedding_dim=4,
+    max_sequence_length=8,
+    dropout=0.0,
+)
+
+
+def _model():
+    return ElectraClassifier.from_model_config(CONFIG, 2)
+
+
+def _group(path):
+    if path.startswith(("embedding/", "embedding_projection/")):
+        return "embedding"
+    if path.startswith("transformer_layer_"):
+        return path.split("/")[0]
+    return "head"
+
+
+def test_multipliers_hand_checked():
+    model = _model()
+    multipliers = layerwise_lr_multipliers(model, 0.5)
+    # L = 2: embeddings 0.5**3, layer 0 0.5**2, layer 1 0.5**1, head 1.
+    expected = {
+        "embedding": 0.125,
+        "transformer_layer_0": 0.25,
+        "transformer_layer_1": 0.5,
+    }
+    for variable in model.weights:
+        group = _group(variable.path)
+        if group == "head":
+            assert variable.path not in multipliers
+        else:
+            assert multipliers[variable.path] == expected[group], variable.path
+    assert "embedding_projection/kernel" in multipliers
+    assert set(layerwise_lr_multipliers(model, 1.0).values()) == {1.0}
+    with pytest.raises(ValueError, match="layerwise_lr_decay"):
+        layerwise_lr_multipliers(model, 0.0)
+
+
+def test_update_is_scaled_per_variable():
+    model = _model()
+    optimizer = create_finetuning_optimizer(
+        model,
+        learning_rate=0.01,
+        layerwise_lr_decay=0.5,
+        weight_decay=0.0,
+        clipnorm=0.0,
+    )
+    variables = model.trainable_variables
+    before = [v.numpy().copy() for v in variables]
+    optimizer.apply([np.ones(v.shape, "float32") for v in variables], variables)
+    # First Adam step without bias correction, gradient 1:
+    # m = 0.1, v = 0.001, step = lr * 0.1 / (sqrt(0.001) + 1e-6).
+    base = 0.01 * 0.1 / (np.sqrt(0.001) + 1e-6)
+    factor = {
+        "embedding": 0.125,
+        "transformer_layer_0": 0.25,
+        "transformer_layer_1": 0.5,
+        "head": 1.0,
+    }
+    for variable, old in zip(variables, before, strict=True):
+        delta = old - variable.numpy()
+        np.testing.assert_allclose(
+            delta,
+            base * factor[_group(variable.path)],
+            rtol=1e-4,
+            err_msg=variable.path,
+        )
+
+
+def test_weight_decay_is_scaled_too_and_skips_bias():
+    model = _model()
+    optimizer = create_finetuning_optimizer(
+        model,
+        learning_rate=0.1,
+        layerwise_lr_decay=0.5,
+        weight_decay=0.5,
+        clipnorm=0.0,
+    )
+    variables = model.trainable_variables
+    before = {v.path: v.numpy().copy() for v in variables}
+    optimizer.apply([np.zeros(v.shape, "float32") for v in variables], variables)
+    after = {v.path: v.numpy() for v in variables}
+    # Zero gradients: only decay, var *= 1 - lr * factor * wd.
+    layer0 = "transformer_layer_0/feedforward_output_dense/kernel"
+    np.testing.assert_allclose(
+        after[layer0], before[layer0] * (1 - 0.1 * 0.25 * 0.5), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        after["logits/kernel"], before["logits/kernel"] * (1 - 0.1 * 0.5), rtol=1e-6
+    )
+    bias = "transformer_layer_0/feedforward_output_dense/bias"
+    np.testing.assert_array_equal(after[bias], before[bias])
+    gamma = "embedding/layer_norm/gamma"
+    np.testing.assert_array_equal(after[gamma], before[gamma])
+
+
+def test_schedule_and_config_round_trip():
+    model = _model()
+    optimizer = create_finetuning_optimizer(
+        model, learning_rate=2e-4, train_steps=100, layerwise_lr_decay=0.8
+    )
+    schedule = optimizer._learning_rate
+    assert isinstance(schedule, WarmupLinearDecay)
+    assert schedule.warmup_steps == 10 and schedule.train_steps == 100
+    config = optimizer.get_config()
+    restored = LayerwiseAdamW.from_config(config)
+    assert restored.lr_multipliers == optimizer.lr_multipliers
+    assert restored.lr_multipliers[
+        "transformer_layer_1/self_attention_layer/query/kernel"
+    ] == pytest.approx(0.8)
+    with pytest.raises(ValueError, match="learning_rate"):
+        create_finetuning_optimizer(model, learning_rate=0.0)
+    with pytest.raises(ValueError, match="train_steps"):
+        create_finetuning_optimizer(model, train_steps=0)
