@@ -1,0 +1,159 @@
+"""`electra-keras serve` and `electra-keras client`.
+
+electra-keras serve --model-config serving/models.config        # gRPC :8500, REST :8501
+electra-keras client --rest localhost:8501 --model sentiment "a fine film" "dull"
+electra-keras client --grpc localhost:8500 --model sentiment --classify "a fine film"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+
+import numpy as np
+
+
+def add_parsers(subparsers) -> None:
+    """Registers `serve` and `client`.
+
+    Args:
+        subparsers: the CLI's subparsers action.
+    """
+    p = subparsers.add_parser(
+        "serve",
+        help="Serve SavedModels with TF Serving's REST and gRPC APIs (dev/test server).",
+        description="A development and test stand-in for tensorflow_model_server: "
+        "same models.config, directory layout, REST paths and JSON formats, gRPC "
+        "services and status codes. Binds 127.0.0.1 unless --host says otherwise.",
+    )
+    p.add_argument(
+        "--model-config",
+        required=True,
+        help="Text-format ModelServerConfig (model_config_list), as TF Serving's "
+        "--model_config_file. Relative base_paths are read from the current directory.",
+    )
+    p.add_argument("--rest-port", type=int, default=8501, help="REST port (0: none).")
+    p.add_argument("--grpc-port", type=int, default=8500, help="gRPC port (0: none).")
+    p.add_argument("--host", default="127.0.0.1", help="Address to bind.")
+    p.add_argument("--verbose", action="store_true", help="Log each REST request.")
+    p.set_defaults(handler=_serve)
+
+    c = subparsers.add_parser(
+        "client",
+        help="Send texts to a TF Serving (or `electra-keras serve`) server.",
+        description="Prints the server's answer as JSON.",
+    )
+    where = c.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--rest", metavar="HOST:PORT", help="REST server, e.g. localhost:8501."
+    )
+    where.add_argument(
+        "--grpc", metavar="HOST:PORT", help="gRPC server, e.g. localhost:8500."
+    )
+    c.add_argument("--model", required=True, help="Model name.")
+    c.add_argument("texts", nargs="*", help="Texts to classify.")
+    c.add_argument(
+        "--text-pair",
+        action="append",
+        help="Second segment, once per text (pair tasks).",
+    )
+    c.add_argument(
+        "--signature", help="Signature name (default: serving_default / classify)."
+    )
+    version = c.add_mutually_exclusive_group()
+    version.add_argument("--version", type=int, help="Model version.")
+    version.add_argument("--label", help="Version label.")
+    action = c.add_mutually_exclusive_group()
+    action.add_argument("--classify", action="store_true", help="Use the classify API.")
+    action.add_argument("--metadata", action="store_true", help="Print model metadata.")
+    action.add_argument("--status", action="store_true", help="Print model status.")
+    c.add_argument("--timeout", type=float, default=60.0, help="Seconds per request.")
+    c.set_defaults(handler=_client)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from electra_keras.serving.grpc_server import GrpcServer
+    from electra_keras.serving.model_registry import ModelRegistry
+    from electra_keras.serving.rest_server import RestServer
+
+    if not args.rest_port and not args.grpc_port:
+        raise ValueError("Both --rest-port and --grpc-port are 0: nothing to serve.")
+    registry = ModelRegistry.from_config_file(args.model_config)
+    servers = []
+    try:
+        if args.grpc_port:
+            servers.append(GrpcServer(registry, args.host, args.grpc_port).start())
+            print(f"gRPC: {args.host}:{servers[-1].port}", flush=True)
+        if args.rest_port:
+            servers.append(
+                RestServer(
+                    registry, args.host, args.rest_port, verbose=args.verbose
+                ).start()
+            )
+            print(f"REST: http://{args.host}:{servers[-1].port}", flush=True)
+    except OSError as error:
+        for server in servers:
+            server.stop()
+        raise RuntimeError(f"Could not bind: {error}") from error
+    for name in registry.model_names:
+        print(f"model {name}: versions {registry.versions(name)}", flush=True)
+    print(
+        "Serving (a development/test stand-in for TF Serving); Ctrl-C stops.",
+        flush=True,
+    )
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    for server in servers:
+        server.stop()
+    return 0
+
+
+def _jsonable(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def _client(args: argparse.Namespace) -> int:
+    from electra_keras.serving.client import GrpcClient, RestClient, parse_address
+    from electra_keras.serving.errors import ServingError
+
+    if args.rest:
+        host, port = parse_address(args.rest, 8501)
+        client = RestClient(host, port, timeout=args.timeout)
+    else:
+        host, port = parse_address(args.grpc, 8500)
+        client = GrpcClient(host, port, timeout=args.timeout)
+    spec = {"version": args.version, "label": args.label}
+    try:
+        if args.metadata:
+            result = client.metadata(args.model, **spec)
+        elif args.status:
+            result = client.status(args.model, **spec)
+        else:
+            if not args.texts:
+                raise ValueError("Give texts to classify (or --metadata / --status).")
+            signature = args.signature or (
+                "classify" if args.classify else "serving_default"
+            )
+            call = client.classify if args.classify else client.predict
+            result = call(args.model, args.texts, args.text_pair, signature, **spec)
+    except ServingError as error:
+        print(f"electra-keras client: {error.code}: {error.message}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"electra-keras client: cannot reach {host}:{port}: {error}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    print(json.dumps(_jsonable(result), indent=2, ensure_ascii=False))
+    return 0

@@ -1,0 +1,214 @@
+"""TF Serving's gRPC services (port 8500) over a `ModelRegistry`.
+
+`PredictionService` (Predict, Classify, GetModelMetadata) and `ModelService`
+(GetModelStatus) from tensorflow-serving-api's generated stubs, so a
+`PredictionServiceStub` works the same against this development server and
+against `tensorflow_model_server`. Errors abort the call with TF Serving's
+status codes (INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION...).
+"""
+
+from __future__ import annotations
+
+from concurrent import futures
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import (
+    classification_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+from electra_keras.serving.errors import ServingError
+from electra_keras.serving.model_registry import ModelRegistry
+
+# TF Serving accepts messages up to 2 GB.
+_MAX_MESSAGE_BYTES = 2**31 - 1
+
+
+def _abort(context: grpc.ServicerContext, error: Exception):
+    if isinstance(error, ServingError):
+        context.abort(getattr(grpc.StatusCode, error.code), error.message)
+    context.abort(
+        grpc.StatusCode.INTERNAL, f"Internal error: {type(error).__name__}: {error}"
+    )
+
+
+def _spec_args(spec) -> tuple[int | None, str | None]:
+    version = spec.version.value if spec.HasField("version") else None
+    return version, spec.version_label or None
+
+
+def tensor_proto_to_array(name: str, proto: tf.compat.v1.TensorProto) -> np.ndarray:
+    """Decodes one request TensorProto; malformed ones are INVALID_ARGUMENT.
+
+    Args:
+        name: the input's name, for messages.
+        proto: the TensorProto.
+    """
+    try:
+        return tf.make_ndarray(proto)
+    except Exception as error:  # noqa: BLE001  (any decoding failure is the caller's)
+        raise ServingError(
+            "INVALID_ARGUMENT", f"input '{name}' is not a valid TensorProto: {error}"
+        ) from error
+
+
+class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """Predict, Classify and GetModelMetadata.
+
+    Args:
+        registry: the loaded models.
+    """
+
+    def __init__(self, registry: ModelRegistry) -> None:
+        self.registry = registry
+
+    def Predict(self, request, context):  # noqa: N802
+        try:
+            inputs = {
+                name: tensor_proto_to_array(name, proto)
+                for name, proto in request.inputs.items()
+            }
+            version, label = _spec_args(request.model_spec)
+            servable, signature_name, outputs = self.registry.predict(
+                request.model_spec.name,
+                inputs,
+                request.model_spec.signature_name,
+                version,
+                label,
+                tuple(request.output_filter),
+            )
+            response = predict_pb2.PredictResponse()
+            response.model_spec.CopyFrom(servable.model_spec(signature_name))
+            for name, value in outputs.items():
+                response.outputs[name].CopyFrom(tf.make_tensor_proto(value))
+            return response
+        except Exception as error:  # noqa: BLE001
+            _abort(context, error)
+
+    def Classify(self, request, context):  # noqa: N802
+        try:
+            kind = request.input.WhichOneof("kind")
+            if kind == "example_list":
+                context_bytes = b""
+                examples = request.input.example_list.examples
+            elif kind == "example_list_with_context":
+                context_bytes = (
+                    request.input.example_list_with_context.context.SerializeToString()
+                )
+                examples = request.input.example_list_with_context.examples
+            else:
+                raise ServingError("INVALID_ARGUMENT", "Input is empty.")
+            serialized = [context_bytes + e.SerializeToString() for e in examples]
+            version, label = _spec_args(request.model_spec)
+            servable, signature_name, result = self.registry.classify(
+                request.model_spec.name,
+                serialized,
+                request.model_spec.signature_name,
+                version,
+                label,
+            )
+            response = classification_pb2.ClassificationResponse()
+            response.model_spec.CopyFrom(servable.model_spec(signature_name))
+            response.result.CopyFrom(result)
+            return response
+        except Exception as error:  # noqa: BLE001
+            _abort(context, error)
+
+    def Regress(self, request, context):  # noqa: N802
+        context.abort(
+            grpc.StatusCode.UNIMPLEMENTED, "Regress is not supported by this server."
+        )
+
+    def MultiInference(self, request, context):  # noqa: N802
+        context.abort(
+            grpc.StatusCode.UNIMPLEMENTED,
+            "MultiInference is not supported by this server.",
+        )
+
+    def GetModelMetadata(self, request, context):  # noqa: N802
+        try:
+            version, label = _spec_args(request.model_spec)
+            return self.registry.metadata(
+                request.model_spec.name, version, label, tuple(request.metadata_field)
+            )
+        except Exception as error:  # noqa: BLE001
+            _abort(context, error)
+
+
+class ModelStatusServicer(model_service_pb2_grpc.ModelServiceServicer):
+    """GetModelStatus (HandleReloadConfigRequest stays UNIMPLEMENTED).
+
+    Args:
+        registry: the loaded models.
+    """
+
+    def __init__(self, registry: ModelRegistry) -> None:
+        self.registry = registry
+
+    def GetModelStatus(self, request, context):  # noqa: N802
+        try:
+            version, label = _spec_args(request.model_spec)
+            return self.registry.status(request.model_spec.name, version, label)
+        except Exception as error:  # noqa: BLE001
+            _abort(context, error)
+
+
+class GrpcServer:
+    """TF Serving's gRPC services on a thread pool.
+
+    Args:
+        registry: the loaded models.
+        host: address to bind (default loopback only).
+        port: port to bind; 0 picks a free one (see `port`).
+        max_workers: concurrent requests.
+    """
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        host: str = "127.0.0.1",
+        port: int = 8500,
+        max_workers: int = 8,
+    ) -> None:
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=max_workers),
+            options=[
+                ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+            PredictionServicer(registry), self._server
+        )
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(
+            ModelStatusServicer(registry), self._server
+        )
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.port = self._server.add_insecure_port(address)
+        if not self.port:
+            raise RuntimeError(f"Could not bind gRPC server to {address}.")
+        self.host = host
+
+    def start(self) -> GrpcServer:
+        """Starts serving; returns self."""
+        self._server.start()
+        return self
+
+    def stop(self, grace: float | None = 1.0) -> None:
+        """Stops serving.
+
+        Args:
+            grace: seconds to let running calls finish.
+        """
+        self._server.stop(grace).wait(timeout=10)
+
+    def __enter__(self) -> GrpcServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,212 @@
+"""TF Serving's `models.config` (a text-format `ModelServerConfig`) and version resolution.
+
+    model_config_list {
+      config {
+        name: "sentiment"
+        base_path: "saved_models/sentiment"
+        model_platform: "tensorflow"
+        model_version_policy { specific { versions: 1 versions: 2 } }
+        version_labels { key: "stable" value: 1 }
+      }
+    }
+
+As in TF Serving, `base_path` holds one directory per integer version
+(`base_path/<version>/saved_model.pb`); the default policy serves the highest
+version. Relative base paths are resolved against the current directory (what
+TF Serving does), unless `base_dir` is given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
+POLICIES = ("latest", "specific", "all")
+
+
+@dataclasses.dataclass(frozen=True)
+class ServedModelConfig:
+    """One `config { ... }` entry of a model_config_list.
+
+    Args:
+        name: model name used in requests.
+        base_path: directory holding integer-named version directories.
+        model_platform: only "tensorflow" is served.
+        policy: "latest", "specific" or "all".
+        num_versions: how many of the newest versions `latest` serves.
+        versions: the versions `specific` serves.
+        version_labels: label -> version.
+    """
+
+    name: str
+    base_path: str
+    model_platform: str = "tensorflow"
+    policy: str = "latest"
+    num_versions: int = 1
+    versions: tuple[int, ...] = ()
+    version_labels: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+def parse_model_config(
+    text: str, base_dir: str | None = None
+) -> list[ServedModelConfig]:
+    """Parses a text-format `ModelServerConfig` with a `model_config_list`.
+
+    Args:
+        text: the file's contents.
+        base_dir: directory that relative base paths are joined to (default:
+            the current directory, as TF Serving).
+
+    Raises:
+        ValueError: the text does not parse, or an entry is unusable.
+    """
+    proto = model_server_config_pb2.ModelServerConfig()
+    try:
+        text_format.Parse(text, proto)
+    except text_format.ParseError as error:
+        raise ValueError(f"models.config does not parse: {error}") from error
+    if proto.WhichOneof("config") != "model_config_list":
+        raise ValueError("models.config must contain a model_config_list.")
+    configs = []
+    names = set()
+    for entry in proto.model_config_list.config:
+        if not entry.name:
+            raise ValueError("A model config has no name.")
+        if entry.name in names:
+            raise ValueError(
+                f"Model name {entry.name!r} appears twice in models.config."
+            )
+        names.add(entry.name)
+        if not entry.base_path:
+            raise ValueError(f"Model {entry.name!r} has no base_path.")
+        platform = entry.model_platform or "tensorflow"
+        if platform != "tensorflow":
+            raise ValueError(
+                f"Model {entry.name!r}: model_platform {platform!r} is not "
+                "supported (only 'tensorflow')."
+            )
+        base_path = entry.base_path
+        if not os.path.isabs(base_path):
+            base_path = os.path.abspath(
+                os.path.join(base_dir or os.getcwd(), base_path)
+            )
+        policy_proto = entry.model_version_policy
+        policy = policy_proto.WhichOneof("policy_choice") or "latest"
+        num_versions = 1
+        versions: tuple[int, ...] = ()
+        if policy == "latest":
+            num_versions = policy_proto.latest.num_versions or 1
+        elif policy == "specific":
+            versions = tuple(sorted(set(policy_proto.specific.versions)))
+            if not versions:
+                raise ValueError(
+                    f"Model {entry.name!r}: specific policy lists no versions."
+                )
+        configs.append(
+            ServedModelConfig(
+                name=entry.name,
+                base_path=base_path,
+                model_platform=platform,
+                policy=policy,
+                num_versions=num_versions,
+                versions=versions,
+                version_labels=dict(entry.version_labels),
+            )
+        )
+    if not configs:
+        raise ValueError("models.config lists no models.")
+    return configs
+
+
+def load_model_config(
+    path: str, base_dir: str | None = None
+) -> list[ServedModelConfig]:
+    """Reads and parses a `models.config` file.
+
+    Args:
+        path: the file.
+        base_dir: directory for relative base paths (default: current directory).
+    """
+    with open(path, encoding="utf-8") as f:
+        return parse_model_config(f.read(), base_dir=base_dir)
+
+
+def format_model_config(configs: list[ServedModelConfig]) -> str:
+    """Writes configs back as text-format `ModelServerConfig` (TF Serving reads it).
+
+    Args:
+        configs: the entries to write.
+    """
+    proto = model_server_config_pb2.ModelServerConfig()
+    for config in configs:
+        entry = proto.model_config_list.config.add()
+        entry.name = config.name
+        entry.base_path = config.base_path
+        entry.model_platform = config.model_platform
+        if config.policy == "latest":
+            entry.model_version_policy.latest.num_versions = config.num_versions
+        elif config.policy == "specific":
+            entry.model_version_policy.specific.versions.extend(config.versions)
+        else:
+            entry.model_version_policy.all.SetInParent()
+        for label, version in config.version_labels.items():
+            entry.version_labels[label] = version
+    return text_format.MessageToString(proto)
+
+
+def available_versions(base_path: str) -> list[int]:
+    """Integer-named subdirectories of `base_path` that hold a SavedModel, ascending.
+
+    Args:
+        base_path: the model's base directory.
+    """
+    if not os.path.isdir(base_path):
+        return []
+    versions = []
+    for entry in os.listdir(base_path):
+        if not entry.isdigit():
+            continue
+        path = os.path.join(base_path, entry)
+        if os.path.isfile(os.path.join(path, "saved_model.pb")):
+            versions.append(int(entry))
+    return sorted(versions)
+
+
+def resolve_versions(config: ServedModelConfig) -> list[int]:
+    """The versions the config's policy serves, ascending.
+
+    Args:
+        config: one model's config.
+
+    Raises:
+        ValueError: no version to serve, a `specific` version is missing, or a
+            label names a version that is not served.
+    """
+    found = available_versions(config.base_path)
+    if config.policy == "latest":
+        chosen = found[-config.num_versions :]
+    elif config.policy == "specific":
+        missing = [v for v in config.versions if v not in found]
+        if missing:
+            raise ValueError(
+                f"Model {config.name!r}: versions {missing} not found under "
+                f"{config.base_path}."
+            )
+        chosen = list(config.versions)
+    else:
+        chosen = found
+    if not chosen:
+        raise ValueError(
+            f"Model {config.name!r}: no version found under {config.base_path} "
+            "(expected integer-named directories holding saved_model.pb)."
+        )
+    for label, version in config.version_labels.items():
+        if version not in chosen:
+            raise ValueError(
+                f"Model {config.name!r}: label {label!r} names version {version}, "
+                f"which is not served (served: {chosen})."
+            )
+    return chosen

@@ -1,0 +1,580 @@
+"""TF Serving's REST API (port 8501) over a `ModelRegistry`, on the standard library's HTTP server.
+
+A development and test stand-in for `tensorflow_model_server --rest_api_port`:
+the same paths, JSON request and response formats and status codes, so that
+the same clients work against both. Paths:
+
+    POST /v1/models/NAME[/versions/N | /labels/L]:predict   {"instances"|"inputs", "signature_name"?}
+    POST /v1/models/NAME[/versions/N | /labels/L]:classify  {"examples", "context"?, "signature_name"?}
+    GET  /v1/models/NAME[/versions/N | /labels/L]           model status
+    GET  /v1/models/NAME[/versions/N | /labels/L]/metadata  signature defs
+
+Errors are `{"error": "..."}` with TF Serving's HTTP status for the code
+(INVALID_ARGUMENT 400, NOT_FOUND 404, FAILED_PRECONDITION 412, ...).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import urllib.parse
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from google.protobuf import json_format
+from tensorflow_serving.apis import get_model_metadata_pb2
+
+from electra_keras.serving.errors import ServingError, invalid_argument
+from electra_keras.serving.model_registry import SIGNATURE_DEF_FIELD, ModelRegistry
+
+_PREDICT_PATH = re.compile(
+    r"/v1/models/([^/:]+)(?:/versions/(\d+)|/labels/([^/:]+))?:(classify|regress|predict)",
+    re.IGNORECASE,
+)
+_STATUS_PATH = re.compile(
+    r"/v1/models(?:/([^/:]+))?(?:/versions/(\d+)|/labels/([^/:]+))?(?:/(metadata))?",
+    re.IGNORECASE,
+)
+MAX_BODY_BYTES = 256 * 1024 * 1024
+_INT64_MAX = 2**63 - 1
+
+
+# === JSON -> tensors ===
+def _is_b64(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and "b64" in value
+
+
+def _decode_b64(value: dict) -> bytes:
+    text = value["b64"]
+    if not isinstance(text, str):
+        raise invalid_argument("'b64' value must be a string")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (ValueError, TypeError) as error:
+        raise invalid_argument(f"Unable to base64 decode: {error}") from error
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "Bool"
+    if isinstance(value, (int, float)):
+        return "Number"
+    if isinstance(value, str):
+        return "String"
+    if isinstance(value, list):
+        return "Array"
+    if value is None:
+        return "Null"
+    return "Object"
+
+
+def _leaf(value: Any, dtype: tf.DType) -> Any:
+    def wrong() -> ServingError:
+        return invalid_argument(
+            f"JSON Value: {json.dumps(value)[:200]} Type: {_json_type(value)} is not "
+            f"of expected type: {dtype.name}"
+        )
+
+    if dtype == tf.string:
+        if isinstance(value, str):
+            return value.encode("utf-8")
+        if _is_b64(value):
+            return _decode_b64(value)
+        raise wrong()
+    if dtype == tf.bool:
+        if isinstance(value, bool):
+            return value
+        raise wrong()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise wrong()
+    if dtype.is_integer and not isinstance(value, int):
+        raise wrong()
+    return value
+
+
+def _convert(value: Any, dtype: tf.DType) -> Any:
+    if isinstance(value, list):
+        return [_convert(item, dtype) for item in value]
+    return _leaf(value, dtype)
+
+
+def json_to_array(value: Any, dtype: tf.DType) -> np.ndarray:
+    """A JSON value (nested lists; strings or `{"b64": ...}` for DT_STRING) as numpy.
+
+    Args:
+        value: decoded JSON.
+        dtype: the signature input's dtype.
+
+    Raises:
+        ServingError: INVALID_ARGUMENT for wrong types or ragged lists.
+    """
+    converted = _convert(value, dtype)
+    np_dtype = object if dtype == tf.string else dtype.as_numpy_dtype
+    try:
+        array = np.array(converted, dtype=np_dtype)
+    except (ValueError, OverflowError) as error:
+        raise invalid_argument(f"Cannot make a {dtype.name} tensor: {error}") from error
+    if dtype == tf.string and array.dtype == object and array.ndim and array.size:
+        # np.array builds a ragged object array of lists without raising.
+        if any(isinstance(item, list) for item in array.reshape(-1)):
+            raise invalid_argument("Expecting all list elements to have the same shape")
+    return array
+
+
+def parse_predict_body(
+    body: Mapping[str, Any], specs: Mapping[str, tf.TensorSpec]
+) -> tuple[dict[str, np.ndarray], bool]:
+    """Decodes a predict request; returns (inputs, row_format).
+
+    Args:
+        body: the decoded request object.
+        specs: the signature's input specs.
+
+    Raises:
+        ServingError: INVALID_ARGUMENT with TF Serving's message where it has one.
+    """
+    has_instances, has_inputs = "instances" in body, "inputs" in body
+    if has_instances and has_inputs:
+        raise invalid_argument(
+            "Not formatted correctly expecting only one of 'inputs' or 'instances' "
+            "keys to exist"
+        )
+    if not has_instances and not has_inputs:
+        raise invalid_argument("Missing 'inputs' or 'instances' key")
+    names = sorted(specs)
+    if has_inputs:
+        value = body["inputs"]
+        if not isinstance(value, dict) or _is_b64(value):
+            if len(names) > 1:
+                raise invalid_argument(
+                    "inputs is a plain value/list, but expecting an object as multiple "
+                    "input tensors required as per tensorinfo_map"
+                )
+            return {names[0]: json_to_array(value, specs[names[0]].dtype)}, False
+        inputs = {}
+        for name in names:
+            if name not in value:
+                extra = sorted(set(value) - set(names))
+                hint = f" (got unexpected keys: {', '.join(extra)})" if extra else ""
+                raise invalid_argument(
+                    f"Missing named input: {name} in 'inputs' object.{hint}"
+                )
+            inputs[name] = json_to_array(value[name], specs[name].dtype)
+        return inputs, False
+
+    instances = body["instances"]
+    if not isinstance(instances, list):
+        raise invalid_argument("Expecting 'instances' to be an list/array")
+    if not instances:
+        raise invalid_argument("No values in 'instances' array")
+
+    def is_object(item: Any) -> bool:
+        return isinstance(item, dict) and not _is_b64(item)
+
+    objects = is_object(instances[0])
+    if not objects and len(names) > 1:
+        raise invalid_argument(
+            "instances is a plain list, but expecting list of objects as multiple "
+            "input tensors required as per tensorinfo_map"
+        )
+    columns: dict[str, list] = {name: [] for name in names}
+    for index, item in enumerate(instances):
+        if objects:
+            if not is_object(item):
+                raise invalid_argument(
+                    f"Expecting object but got list at item {index} of input list"
+                )
+            if set(item) != set(names):
+                raise invalid_argument(
+                    f"Failed to process element: {index} of 'instances' list. JSON "
+                    f"object: {json.dumps(item)[:200]} must only have keys: "
+                    f"{','.join(names)}"
+                )
+            for name in names:
+                columns[name].append(item[name])
+        else:
+            if is_object(item):
+                raise invalid_argument(
+                    f"Expecting value/list but got object at item {index} of input list"
+                )
+            columns[names[0]].append(item)
+    inputs = {}
+    for name in names:
+        try:
+            inputs[name] = json_to_array(columns[name], specs[name].dtype)
+        except ServingError as error:
+            raise invalid_argument(
+                f"Failed to process 'instances' list for input {name}. Error: "
+                f"{error.message}"
+            ) from error
+    return inputs, True
+
+
+def json_to_example(value: Any) -> tf.train.Example:
+    """A classify request's example object (`{"feature": value or list}`) as `tf.train.Example`.
+
+    Strings and `{"b64": ...}` become bytes features, integers and booleans
+    int64, other numbers float, as in TF Serving.
+
+    Args:
+        value: one decoded example object.
+    """
+    if not isinstance(value, dict):
+        raise invalid_argument(
+            f"Example must be JSON object but got JSON {_json_type(value)}"
+        )
+    example = tf.train.Example()
+    for name, content in value.items():
+        feature = example.features.feature[name]
+        kind = None
+        for item in content if isinstance(content, list) else [content]:
+            if isinstance(item, str) or _is_b64(item):
+                this = "bytes"
+            elif isinstance(item, bool) or isinstance(item, int):
+                this = "int64"
+            elif isinstance(item, float):
+                this = "float"
+            else:
+                raise invalid_argument(
+                    f"Feature: {name} has element with unexpected JSON type: "
+                    f"{_json_type(item)}"
+                )
+            if kind is not None and this != kind:
+                raise invalid_argument(
+                    f"Unexpected element type in feature: {name} expecting type: {kind}"
+                )
+            kind = this
+            if this == "bytes":
+                feature.bytes_list.value.append(
+                    item.encode("utf-8") if isinstance(item, str) else _decode_b64(item)
+                )
+            elif this == "int64":
+                if not isinstance(item, bool) and not -(2**63) <= item <= _INT64_MAX:
+                    raise invalid_argument(
+                        f"Feature: {name} has an element out of int64 range."
+                    )
+                feature.int64_list.value.append(int(item))
+            else:
+                feature.float_list.value.append(item)
+    return example
+
+
+def parse_classify_body(body: Mapping[str, Any]) -> list[bytes]:
+    """Decodes a classify request into serialized examples (context merged in).
+
+    Args:
+        body: the decoded request object.
+    """
+    context = b""
+    if "context" in body:
+        context = json_to_example(body["context"]).SerializeToString()
+    if "examples" not in body:
+        raise invalid_argument(
+            "When method is classify, key 'examples' is expected and was not found"
+        )
+    examples = body["examples"]
+    if not isinstance(examples, list):
+        raise invalid_argument("Expecting 'examples' value to be an list/array")
+    if not examples:
+        raise invalid_argument("'examples' value is an empty array")
+    # Concatenated serializations parse as one merged message: TF Serving's
+    # way of adding the context's features to every example.
+    return [context + json_to_example(item).SerializeToString() for item in examples]
+
+
+# === tensors -> JSON ===
+def _json_values(array: np.ndarray, as_b64: bool) -> Any:
+    if array.dtype == object or array.dtype.kind in "SU":
+
+        def text(value) -> Any:
+            if isinstance(value, str):
+                value = value.encode("utf-8")
+            if as_b64:
+                return {"b64": base64.b64encode(value).decode("ascii")}
+            return value.decode("utf-8", "replace")
+
+        flat = [text(v) for v in array.reshape(-1)]
+    elif array.dtype == np.float32:
+        # Shortest decimal that reads back as the same float32 (as TF Serving).
+        flat = [
+            float(repr(v)) if np.isfinite(v) else float(v) for v in array.reshape(-1)
+        ]
+    else:
+        flat = array.reshape(-1).tolist()
+    if array.ndim == 0:
+        return flat[0]
+    return np.array(flat, dtype=object).reshape(array.shape).tolist()
+
+
+def outputs_to_json(outputs: Mapping[str, np.ndarray], row_format: bool) -> dict:
+    """Predict outputs as TF Serving's `{"predictions": ...}` or `{"outputs": ...}`.
+
+    Args:
+        outputs: output name -> numpy array.
+        row_format: the request used "instances".
+    """
+    if not outputs:
+        raise invalid_argument("Cannot convert empty tensor map to JSON")
+    names = sorted(outputs)
+    values = {
+        name: _json_values(np.asarray(outputs[name]), name.endswith("_bytes"))
+        for name in names
+    }
+    if not row_format:
+        if len(names) == 1:
+            return {"outputs": values[names[0]]}
+        return {"outputs": values}
+    batch = None
+    for name in names:
+        array = np.asarray(outputs[name])
+        if array.ndim == 0:
+            raise invalid_argument(f"Tensor name: {name} has no shape information ")
+        if array.shape[0] < 1:
+            raise invalid_argument(
+                f"Tensor name: {name} has invalid batch size: {array.shape[0]}"
+            )
+        if batch is not None and array.shape[0] != batch:
+            raise invalid_argument(
+                f"Tensor name: {name} has inconsistent batch size: {array.shape[0]} "
+                f"expecting: {batch}"
+            )
+        batch = array.shape[0]
+    if len(names) == 1:
+        return {"predictions": values[names[0]]}
+    return {
+        "predictions": [{name: values[name][i] for name in names} for i in range(batch)]
+    }
+
+
+def _message_json(message) -> dict:
+    return json_format.MessageToDict(
+        message,
+        always_print_fields_with_no_presence=True,
+        preserving_proto_field_name=True,
+    )
+
+
+def metadata_to_json(response: get_model_metadata_pb2.GetModelMetadataResponse) -> dict:
+    """The REST metadata body: `{"model_spec": ..., "metadata": {"signature_def": ...}}`.
+
+    Args:
+        response: the gRPC metadata response.
+    """
+    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    response.metadata[SIGNATURE_DEF_FIELD].Unpack(signature_map)
+    return {
+        "model_spec": _message_json(response.model_spec),
+        "metadata": {"signature_def": _message_json(signature_map)},
+    }
+
+
+# === HTTP ===
+class RestApi:
+    """Maps (method, path, body) to (HTTP status, JSON object); no sockets here.
+
+    Args:
+        registry: the loaded models.
+    """
+
+    def __init__(self, registry: ModelRegistry) -> None:
+        self.registry = registry
+
+    def handle(self, method: str, path: str, body: bytes) -> tuple[int, dict]:
+        """Runs one request; errors come back as `{"error": ...}` bodies.
+
+        Args:
+            method: "GET" or "POST".
+            path: the request path (query string ignored).
+            body: the raw request body.
+        """
+        try:
+            return 200, self._dispatch(method, path.split("?", 1)[0], body)
+        except ServingError as error:
+            return error.http_status, {"error": error.message}
+        except Exception as error:  # noqa: BLE001  (keep serving; report it)
+            return 500, {"error": f"Internal error: {type(error).__name__}: {error}"}
+
+    def _dispatch(self, method: str, path: str, body: bytes) -> dict:
+        if not path.lower().startswith("/v1/"):
+            raise ServingError("NOT_FOUND", f"Not found: {method} {path}")
+        if method == "POST":
+            match = _PREDICT_PATH.fullmatch(path)
+        elif method == "GET":
+            match = _STATUS_PATH.fullmatch(path)
+        else:
+            match = None
+        if match is None:
+            raise invalid_argument(f"Malformed request: {method} {path}")
+        name, version_text, label, action = match.groups()
+        name = urllib.parse.unquote(name) if name else ""
+        label = urllib.parse.unquote(label) if label else None
+        version = None
+        if version_text:
+            version = int(version_text)
+            if version > _INT64_MAX:
+                raise invalid_argument(
+                    f"Failed to convert version: {version_text} to numeric."
+                )
+        if version is not None and label:
+            raise invalid_argument(
+                f"Both model version ({version}) and model version label ({label}) "
+                "cannot be supplied."
+            )
+        if method == "GET":
+            if not name:
+                raise invalid_argument("Missing model name in request.")
+            if action:
+                return metadata_to_json(self.registry.metadata(name, version, label))
+            return json_format.MessageToDict(
+                self.registry.status(name, version, label),
+                always_print_fields_with_no_presence=True,
+            )
+        request = self._parse_json(body)
+        signature_name = request.get("signature_name", "")
+        if not isinstance(signature_name, str):
+            raise invalid_argument("'signature_name' key must be a string value.")
+        action = action.lower()
+        if action == "predict":
+            specs = self.registry.input_specs(name, signature_name, version, label)
+            inputs, row_format = parse_predict_body(request, specs)
+            _, _, outputs = self.registry.predict(
+                name, inputs, signature_name, version, label
+            )
+            return outputs_to_json(outputs, row_format)
+        if action == "classify":
+            examples = parse_classify_body(request)
+            _, _, result = self.registry.classify(
+                name, examples, signature_name, version, label
+            )
+            return {
+                "result": [
+                    [
+                        [cls.label, float(repr(np.float32(cls.score)))]
+                        for cls in item.classes
+                    ]
+                    for item in result.classifications
+                ]
+            }
+        raise ServingError(
+            "UNIMPLEMENTED", "The regress API is not supported by this server."
+        )
+
+    @staticmethod
+    def _parse_json(body: bytes) -> dict:
+        if not body.strip():
+            raise invalid_argument("JSON Parse error: The document is empty")
+        try:
+            request = json.loads(body.decode("utf-8"))
+        except UnicodeDecodeError as error:
+            raise invalid_argument(
+                f"JSON Parse error: Invalid encoding in string. at offset: {error.start}"
+            ) from error
+        except json.JSONDecodeError as error:
+            raise invalid_argument(
+                f"JSON Parse error: {error.msg} at offset: {error.pos}"
+            ) from error
+        if not isinstance(request, dict):
+            raise invalid_argument(
+                f"JSON Value: {body[:200].decode('utf-8', 'replace')} Is not object"
+            )
+        return request
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HttpServer
+
+    def _respond(self, method: str) -> None:
+        length_text = self.headers.get("Content-Length") or "0"
+        try:
+            length = int(length_text)
+        except ValueError:
+            length = -1
+        if length < 0 or length > MAX_BODY_BYTES:
+            status, payload = 400, {"error": f"Bad Content-Length: {length_text}"}
+            self.close_connection = True
+        else:
+            body = self.rfile.read(length) if length else b""
+            status, payload = self.server.api.handle(method, self.path, body)
+        data = json.dumps(payload, indent=4, ensure_ascii=False).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._respond("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._respond("POST")
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._respond("PUT")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._respond("DELETE")
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+
+class _HttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address, api: RestApi, verbose: bool) -> None:
+        self.api = api
+        self.verbose = verbose
+        super().__init__(address, _Handler)
+
+
+class RestServer:
+    """TF Serving's REST API on a background thread.
+
+    Args:
+        registry: the loaded models.
+        host: address to bind (default loopback only).
+        port: port to bind; 0 picks a free one (see `port`).
+        verbose: log each request to stderr.
+    """
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        host: str = "127.0.0.1",
+        port: int = 8501,
+        verbose: bool = False,
+    ) -> None:
+        self._server = _HttpServer((host, port), RestApi(registry), verbose)
+        self.host = host
+        self.port = self._server.server_address[1]
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> RestServer:
+        """Starts serving on a daemon thread; returns self."""
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="rest-server", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stops serving and closes the socket."""
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=10)
+            self._thread = None
+        self._server.server_close()
+
+    def __enter__(self) -> RestServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
