@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-FORMATS = ("hf",)
+FORMATS = ("hf", "tf1", "keras-hub")
 
 
 def add_parsers(subparsers) -> None:
@@ -26,6 +26,14 @@ def add_parsers(subparsers) -> None:
         default="auto",
         choices=("auto", "backbone", "discriminator", "generator"),
         help="What to build from an HF checkpoint (default: from its tensors).",
+    )
+    p.add_argument(
+        "--config",
+        default="small",
+        help="tf1: the preset the checkpoint was trained with (heads, masking).",
+    )
+    p.add_argument(
+        "--vocab", help="tf1: vocab.txt for the special token ids (default: BERT's)."
     )
     p.set_defaults(handler=run_convert)
 
@@ -53,12 +61,28 @@ def run_convert(args: argparse.Namespace) -> int:
 
     source_format, source = _split(args.source, "from")
     target_format, target = _split(args.target, "to")
-    if source_format == "hf" and target_format == "keras":
-        model, report = convert_hf_to_keras(source, kind=args.kind)
+    if target_format == "keras":
+        if source_format == "hf":
+            model, report = convert_hf_to_keras(source, kind=args.kind)
+        elif source_format == "tf1":
+            model, report = _from_tf1(source, args)
+        else:
+            from electra_keras.conversion.keras_hub import from_keras_hub
+
+            model, report = from_keras_hub(source)
         model.save(target)
-    elif source_format == "keras" and target_format == "hf":
+    elif source_format == "keras":
         model = keras.saving.load_model(source, compile=False)
-        report = save_hf(model, target)
+        if target_format == "hf":
+            report = save_hf(model, target)
+        elif target_format == "keras-hub":
+            from electra_keras.conversion.keras_hub import to_keras_hub
+
+            backbone = getattr(model, "backbone", model)
+            theirs, report = to_keras_hub(backbone)
+            theirs.save_to_preset(target)
+        else:
+            raise ValueError("Writing TF1 checkpoints is not supported.")
     else:
         raise ValueError(
             f"Converting {source_format} to {target_format} is not supported."
@@ -66,3 +90,21 @@ def run_convert(args: argparse.Namespace) -> int:
     print(report.summary())
     print(f"Wrote {target} ({type(model).__name__}).")
     return 0
+
+
+def _from_tf1(source: str, args: argparse.Namespace):
+    from electra_keras.config import get_preset
+    from electra_keras.conversion.tf1 import convert_tf1_checkpoint
+
+    special_ids = None
+    if args.vocab:
+        from electra_keras.data.tokenizer import ElectraTokenizer
+
+        tokenizer = ElectraTokenizer(args.vocab)
+        special_ids = {
+            "pad_id": tokenizer.pad_id,
+            "cls_id": tokenizer.cls_id,
+            "sep_id": tokenizer.sep_id,
+            "mask_id": tokenizer.mask_id,
+        }
+    return convert_tf1_checkpoint(source, get_preset(args.config), special_ids)
