@@ -302,7 +302,7 @@ def _json_values(array: np.ndarray, as_b64: bool) -> Any:
     elif array.dtype == np.float32:
         # Shortest decimal that reads back as the same float32 (as TF Serving).
         flat = [
-            float(repr(v)) if np.isfinite(v) else float(v) for v in array.reshape(-1)
+            float(str(v)) if np.isfinite(v) else float(v) for v in array.reshape(-1)
         ]
     else:
         flat = array.reshape(-1).tolist()
@@ -454,7 +454,7 @@ class RestApi:
             return {
                 "result": [
                     [
-                        [cls.label, float(repr(np.float32(cls.score)))]
+                        [cls.label, float(str(np.float32(cls.score)))]
                         for cls in item.classes
                     ]
                     for item in result.classifications
