@@ -19,18 +19,46 @@ from tensorflow_text.python.ops.bert_tokenizer import BasicTokenizer
 from electra_keras.data.vocab import check_vocabulary, load_vocabulary
 
 
-def word_splitter(lowercase: bool) -> BasicTokenizer:
-    """The word split that comes before WordPiece (also used to build vocabularies).
+def normalize_text(strings: tf.Tensor, lowercase: bool) -> tf.Tensor:
+    """The text normalization of BERT/ELECTRA's uncased tokenizers, in TF ops.
 
-    Splits on whitespace and punctuation, CJK characters apart; lower-cases and
-    strips accents when `lowercase`, NFC-normalizes otherwise.
+    Uncased: lower-case, decompose (NFD) and drop combining marks, as Hugging
+    Face's `BertNormalizer` does. Unlike tf-text's `lower_case=True`
+    (`case_fold_utf8`, i.e. NFKC case folding), this keeps compatibility
+    characters such as "™" or "½" as they are, so ids match the reference
+    tokenizers. Cased: the text is left as it is. Ops: StringLower,
+    NormalizeUTF8 and StaticRegexReplace, all available in TF Serving.
 
     Args:
-        lowercase: lower-case and strip accents.
+        strings: tf.string tensor.
+        lowercase: apply the uncased normalization.
     """
-    return BasicTokenizer(
-        lower_case=lowercase, normalization_form=None if lowercase else "NFC"
-    )
+    if not lowercase:
+        return strings
+    strings = tf.strings.lower(strings, encoding="utf-8")
+    strings = tf_text.normalize_utf8(strings, "NFD")
+    return tf.strings.regex_replace(strings, r"\p{Mn}", "")
+
+
+class _WordSplitter:
+    def __init__(self, lowercase: bool) -> None:
+        self._lowercase = lowercase
+        self._basic = BasicTokenizer(lower_case=False, normalization_form=None)
+
+    def tokenize(self, strings: tf.Tensor) -> tf.RaggedTensor:
+        return self._basic.tokenize(normalize_text(strings, self._lowercase))
+
+
+def word_splitter(lowercase: bool) -> _WordSplitter:
+    """The word split that comes before WordPiece (also used to build vocabularies).
+
+    `normalize_text`, then a split on whitespace and punctuation with CJK
+    characters apart. `.tokenize(strings)` gives ragged words.
+
+    Args:
+        lowercase: apply the uncased normalization first.
+    """
+    return _WordSplitter(lowercase)
 
 
 class ElectraTokenizer:
@@ -42,8 +70,8 @@ class ElectraTokenizer:
 
     Args:
         vocabulary: a list of tokens (id = index) or the path of a vocab.txt.
-        lowercase: lower-case and strip accents first (uncased vocabularies).
-            When False the text is NFC-normalized instead.
+        lowercase: lower-case and strip accents first (uncased vocabularies),
+            see `normalize_text`. When False the text is used as it is.
     """
 
     def __init__(
@@ -64,14 +92,15 @@ class ElectraTokenizer:
             ),
             default_value=self._ids["[UNK]"],
         )
+        # Normalization is done by `normalize_text` (see there why not by
+        # tf-text's `lower_case`); the split is the same as `word_splitter`.
         self._tokenizer = tf_text.BertTokenizer(
             table,
             token_out_type=tf.int32,
             unknown_token="[UNK]",
-            lower_case=self._lowercase,
-            normalization_form=None if self._lowercase else "NFC",
+            lower_case=False,
+            normalization_form=None,
         )
-        # The same split as `word_splitter`: BertTokenizer builds its own.
 
     # === Properties ===
     @property
@@ -132,7 +161,7 @@ class ElectraTokenizer:
         strings = tf.convert_to_tensor(strings, dtype=tf.string)
         if strings.shape.rank == 0:
             return self.tokenize(tf.expand_dims(strings, 0))[0]
-        ids = self._tokenizer.tokenize(strings)
+        ids = self._tokenizer.tokenize(normalize_text(strings, self._lowercase))
         return ids.merge_dims(-2, -1)
 
     def detokenize(self, ids: tf.Tensor | tf.RaggedTensor) -> tf.Tensor:
