@@ -407,3 +407,40 @@ def test_tf1_session_loader_and_cli(tmp_path):
     np.testing.assert_allclose(result["classify"], expected[:1], atol=1e-6)
     assert result["classes"] == [["neg", "pos"]]
     np.testing.assert_allclose(result["token_ids"], expected[-2:-1], atol=1e-6)
+
+
+# === serving/ configuration files ===
+def test_serving_config_files():
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    serving = os.path.join(os.path.dirname(__file__), "..", "..", "serving")
+    with open(os.path.join(serving, "models.config"), encoding="utf-8") as f:
+        config = text_format.Parse(
+            f.read(), model_server_config_pb2.ModelServerConfig()
+        )
+    (entry,) = config.model_config_list.config
+    assert (entry.name, entry.base_path) == ("sentiment", "/models/sentiment")
+    assert entry.model_version_policy.WhichOneof("policy_choice") == "latest"
+    # BatchingParameters' proto is not in tensorflow-serving-api: check the keys.
+    with open(os.path.join(serving, "batching.config"), encoding="utf-8") as f:
+        lines = [ln.split("#")[0].strip() for ln in f]
+    keys = {ln.split(" ")[0].rstrip(":") for ln in lines if ln}
+    assert keys == {
+        "max_batch_size",
+        "batch_timeout_micros",
+        "max_enqueued_batches",
+        "num_batch_threads",
+        "pad_variable_length_inputs",
+    }
+    with open(os.path.join(serving, "docker-compose.yml"), encoding="utf-8") as f:
+        compose = f.read()
+    for needle in (
+        "../saved_models:/models",
+        "--model_config_file=/config/models.config",
+        "--enable_batching",
+        "--batching_parameters_file=/config/batching.config",
+        '"8500:8500"',
+        '"8501:8501"',
+    ):
+        assert needle in compose
