@@ -75,7 +75,8 @@ def run_pretraining(
     Returns:
         A `PretrainingResult`.
     """
-    from electra_keras.data import pretraining_data
+    from electra_keras.data import corpus as corpus_lib
+    from electra_keras.data import tfrecords
     from electra_keras.data import vocab as vocab_lib
 
     start = time.time()
@@ -83,7 +84,7 @@ def run_pretraining(
     # --- 1. check everything that can be checked without long work ----------
     corpus_files = None
     if corpus:
-        corpus_files = pretraining_data.resolve_corpus_files(list(corpus))
+        corpus_files = corpus_lib.resolve_corpus_files(list(corpus))
     if vocab is not None and build_vocab_size is not None:
         raise ConfigError(
             "Pass either a vocabulary file or a size to build one, not both."
@@ -138,9 +139,9 @@ def run_pretraining(
 
     tokenizer = ElectraTokenizer(tokens, lowercase=config.lowercase)
     data_dir = os.path.join(output_dir, "data")
-    metadata = pretraining_data.read_metadata(data_dir)
+    metadata = tfrecords.read_metadata(data_dir)
     if metadata is None:
-        pretraining_data.write_pretraining_tfrecords(
+        tfrecords.write_pretraining_tfrecords(
             corpus_files,
             tokenizer,
             data_dir,
@@ -182,7 +183,7 @@ def run_pretraining(
     epochs = -(-config.train_steps // config.steps_per_epoch)
     # A resumed run reshuffles with a new seed rather than replaying the data
     # seen before the interruption.
-    dataset = pretraining_data.load_pretraining_dataset(
+    dataset = tfrecords.load_pretraining_dataset(
         data_dir,
         seq_len=config.seq_len,
         batch_size=config.batch_size,

@@ -6,8 +6,8 @@ import zipfile
 import pytest
 
 from electra_keras.data import cache, demo_corpus
+from electra_keras.data.corpus import detect_format, resolve_corpus_files
 from electra_keras.data.demo_corpus import download_wikitext2, wikitext_to_sentences
-from electra_keras.data.pretraining_data import detect_format, resolve_corpus_files
 
 RAW = (
     " \n = First Article = \n \n"

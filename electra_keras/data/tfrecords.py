@@ -1,0 +1,283 @@
+"""Sharded TFRecords of packed pretraining examples: writing (with progress) and reading.
+
+The records use the original code's feature names (`input_ids`, `input_mask`,
+`segment_ids`), so our files and google-research/electra's are interchangeable.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from electra_keras.data import cache
+from electra_keras.data.corpus import CorpusError, resolve_corpus_files
+from electra_keras.data.pretraining_data import (
+    _builder,
+    _examples,
+    _formats,
+    _Progress,
+    _tokenized_sentences,
+)
+from electra_keras.data.tokenizer import ElectraTokenizer
+
+METADATA_FILE = "metadata.json"
+SHARD_PREFIX = "pretrain_data.tfrecord"
+
+
+class MetadataMismatchError(ValueError):
+    """TFRecords were written for another sequence length or vocabulary."""
+
+
+def _serialize(example: dict[str, np.ndarray]) -> bytes:
+    def feature(values: np.ndarray) -> tf.train.Feature:
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+
+    features = {
+        "input_ids": feature(example["token_ids"]),
+        "input_mask": feature(example["padding_mask"]),
+        "segment_ids": feature(example["segment_ids"]),
+    }
+    record = tf.train.Example(features=tf.train.Features(feature=features))
+    return record.SerializeToString()
+
+
+def write_pretraining_tfrecords(
+    files: str | Sequence[str],
+    tokenizer: ElectraTokenizer,
+    output_dir: str,
+    seq_len: int,
+    num_shards: int = 8,
+    seed: int = 0,
+    short_seq_prob: float = 0.05,
+    single_segment_prob: float = 0.1,
+    doc_per_line: bool | None = None,
+    verbose: bool = True,
+) -> list[str]:
+    """Packs a corpus into sharded TFRecords plus a `metadata.json`.
+
+    Shards and metadata left in `output_dir` by an earlier run are removed
+    first. Examples go round-robin to `num_shards` files named
+    `pretrain_data.tfrecord-XXXXX-of-YYYYY`; `metadata.json` (written last)
+    records seq_len, the vocabulary and the example count, so that
+    `load_pretraining_dataset` can refuse files made for another config.
+
+    Args:
+        files: corpus file paths or glob patterns (checked before anything is
+            written).
+        tokenizer: the `ElectraTokenizer`.
+        output_dir: directory for the shards (created if needed).
+        seq_len: example length.
+        num_shards: number of TFRecord files.
+        seed: seed of the packing randomness.
+        short_seq_prob: see `ExampleBuilder`.
+        single_segment_prob: see `ExampleBuilder`.
+        doc_per_line: see `pretraining_examples`.
+        verbose: show a progress line.
+
+    Returns:
+        The shard paths.
+    """
+    if num_shards < 1:
+        raise ValueError(f"num_shards must be at least 1, got {num_shards}.")
+    paths = resolve_corpus_files(files)
+    formats = _formats(paths, doc_per_line)
+    builder = _builder(tokenizer, seq_len, seed, short_seq_prob, single_segment_prob)
+    os.makedirs(output_dir, exist_ok=True)
+    # Remove what an earlier run left (metadata first: it marks a complete set).
+    stale = [os.path.join(output_dir, METADATA_FILE)]
+    stale += glob.glob(os.path.join(output_dir, f"{SHARD_PREFIX}-*"))
+    for path in stale:
+        if os.path.isfile(path):
+            os.remove(path)
+    shards = [
+        os.path.join(output_dir, f"{SHARD_PREFIX}-{i:05d}-of-{num_shards:05d}")
+        for i in range(num_shards)
+    ]
+    if verbose:
+        print(
+            f"Writing pretraining examples (seq_len {seq_len}) from {len(paths)} "
+            f"file(s) to {num_shards} shard(s) in {output_dir}",
+            flush=True,
+        )
+        for path, per_line in zip(paths, formats, strict=True):
+            layout = (
+                "one document per line"
+                if per_line
+                else "one sentence per line, blank lines between documents"
+            )
+            print(f"  {path}: {layout}", flush=True)
+    progress = _Progress(len(paths), verbose)
+    sentences = _tokenized_sentences(paths, tokenizer, formats, progress)
+    writers = [tf.io.TFRecordWriter(path) for path in shards]
+    try:
+        for example in _examples(builder, sentences):
+            writers[progress.examples % num_shards].write(_serialize(example))
+            progress.examples += 1
+            progress.update()
+    finally:
+        for writer in writers:
+            writer.close()
+    progress.update(final=True)
+    metadata = {
+        "seq_len": seq_len,
+        "vocab_size": tokenizer.vocab_size,
+        "lowercase": tokenizer.lowercase,
+        "num_examples": builder.num_examples,
+        "num_tokens": builder.num_tokens,
+        "num_truncated_tokens": builder.num_truncated_tokens,
+        "shards": [os.path.basename(path) for path in shards],
+        "source_files": [os.path.abspath(path) for path in paths],
+        "doc_per_line": formats,
+        "seed": seed,
+        "short_seq_prob": short_seq_prob,
+        "single_segment_prob": single_segment_prob,
+        "features": {"token_ids": "input_ids", "padding_mask": "input_mask"},
+    }
+    cache.atomic_write_text(
+        os.path.join(output_dir, METADATA_FILE), json.dumps(metadata, indent=2) + "\n"
+    )
+    if verbose:
+        print(
+            f"Wrote {builder.num_examples:,} examples "
+            f"({builder.num_truncated_tokens:,} of {builder.num_tokens:,} tokens "
+            f"truncated away) and {METADATA_FILE}.",
+            flush=True,
+        )
+    return shards
+
+
+def read_metadata(directory: str) -> dict[str, Any] | None:
+    """The `metadata.json` of a TFRecord directory, or None if there is none."""
+    path = os.path.join(directory, METADATA_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def _resolve_tfrecords(source: str | Sequence[str]) -> list[str]:
+    sources = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    files: list[str] = []
+    for item in map(os.fspath, sources):
+        if os.path.isdir(item):
+            metadata = read_metadata(item)
+            if metadata is None:
+                matches = sorted(glob.glob(os.path.join(item, f"{SHARD_PREFIX}*")))
+            else:
+                matches = [os.path.join(item, name) for name in metadata["shards"]]
+        elif glob.has_magic(item):
+            matches = sorted(glob.glob(item))
+        else:
+            matches = [item]
+        if not matches:
+            raise CorpusError(f"No TFRecord files match {item}.")
+        for path in matches:
+            if not os.path.isfile(path):
+                raise CorpusError(f"TFRecord file {path} does not exist.")
+            if path not in files:
+                files.append(path)
+    return files
+
+
+def _check_tfrecords(
+    files: Sequence[str],
+    seq_len: int,
+    vocab_size: int | None,
+    lowercase: bool | None,
+) -> None:
+    """Compares each directory's metadata (or a first record) with the config."""
+    for directory in sorted({os.path.dirname(os.path.abspath(p)) for p in files}):
+        metadata = read_metadata(directory)
+        if metadata is None:
+            continue
+        where = os.path.join(directory, METADATA_FILE)
+        expected = {"seq_len": seq_len, "vocab_size": vocab_size}
+        expected["lowercase"] = lowercase
+        for key, value in expected.items():
+            if value is not None and metadata.get(key) != value:
+                raise MetadataMismatchError(
+                    f"{where} says the examples were written with {key}="
+                    f"{metadata.get(key)!r}, but {key}={value!r} was asked for. "
+                    "Write the TFRecords again with this config, or change it."
+                )
+    for record in tf.data.TFRecordDataset(files[0]).take(1):
+        example = tf.train.Example.FromString(record.numpy())
+        length = len(example.features.feature["input_ids"].int64_list.value)
+        if length != seq_len:
+            raise MetadataMismatchError(
+                f"{files[0]} holds examples of length {length}, but seq_len="
+                f"{seq_len} was asked for."
+            )
+
+
+def load_pretraining_dataset(
+    tfrecord_pattern_or_files: str | Sequence[str],
+    seq_len: int,
+    batch_size: int,
+    shuffle: bool = True,
+    repeat: bool = True,
+    seed: int = 0,
+    vocab_size: int | None = None,
+    lowercase: bool | None = None,
+    shuffle_buffer: int = 10_000,
+) -> tf.data.Dataset:
+    """Reads TFRecords of packed examples into training batches.
+
+    Shards are read in parallel (interleave), examples shuffled, batched with
+    `drop_remainder=True`, parsed in bulk and prefetched.
+
+    Args:
+        tfrecord_pattern_or_files: an output directory of
+            `write_pretraining_tfrecords`, a glob, or a list of files.
+        seq_len: expected example length (checked against the metadata).
+        batch_size: examples per batch.
+        shuffle: shuffle shard order and examples.
+        repeat: loop forever.
+        seed: shuffle seed.
+        vocab_size: if given, must match the metadata's vocabulary size.
+        lowercase: if given, must match the metadata's lower-casing.
+        shuffle_buffer: examples in the shuffle buffer.
+
+    Returns:
+        A dataset of dicts `token_ids`, `segment_ids`, `padding_mask`, each
+        int32 of static shape [batch_size, seq_len].
+
+    Raises:
+        MetadataMismatchError: the files were written for another config.
+    """
+    files = _resolve_tfrecords(tfrecord_pattern_or_files)
+    _check_tfrecords(files, seq_len, vocab_size, lowercase)
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle:
+        dataset = dataset.shuffle(len(files), seed=seed)
+    if repeat:
+        dataset = dataset.repeat()
+    dataset = dataset.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(len(files), 16),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    if shuffle:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed)
+    spec = {
+        name: tf.io.FixedLenFeature([seq_len], tf.int64)
+        for name in ("input_ids", "input_mask", "segment_ids")
+    }
+
+    def parse(records: tf.Tensor) -> dict[str, tf.Tensor]:
+        parsed = tf.io.parse_example(records, spec)
+        return {
+            "token_ids": tf.cast(parsed["input_ids"], tf.int32),
+            "segment_ids": tf.cast(parsed["segment_ids"], tf.int32),
+            "padding_mask": tf.cast(parsed["input_mask"], tf.int32),
+        }
+
+    dataset = dataset.batch(batch_size, drop_remainder=True)
+    dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,103 @@
+"""TFRecords: round trip, static shapes, metadata checks."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from data_helpers import (  # noqa: F401
+    CLS,
+    SEP,
+    WORDS,
+    _all_batches,
+    _build,
+    _check_invariants,
+    _content,
+    _corpus,
+    _long_document,
+    _sentence,
+    _stream,
+    make_tokenizer,
+)
+
+from electra_keras.data import pretraining_data as pdata
+from electra_keras.data.corpus import CorpusError
+from electra_keras.data.pretraining_data import (
+    pretraining_examples,
+)
+from electra_keras.data.tfrecords import (
+    MetadataMismatchError,
+    load_pretraining_dataset,
+    write_pretraining_tfrecords,
+)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return make_tokenizer()
+
+
+def test_tfrecord_round_trip(tmp_path, tokenizer, capsys):
+    corpus, _ = _corpus(tmp_path / "c.txt", num_docs=40)
+    out = str(tmp_path / "records")
+    shards = write_pretraining_tfrecords(
+        [corpus], tokenizer, out, seq_len=24, num_shards=3, seed=1
+    )
+    assert [os.path.basename(s) for s in shards] == [
+        f"pretrain_data.tfrecord-0000{i}-of-00003" for i in range(3)
+    ]
+    printed = capsys.readouterr().out
+    assert "files 1/1" in printed and "examples/s" in printed
+    expected = list(pretraining_examples([corpus], tokenizer, 24, seed=1))
+    metadata = json.load(open(os.path.join(out, "metadata.json")))
+    assert metadata["num_examples"] == len(expected)
+    assert metadata["seq_len"] == 24 and metadata["vocab_size"] == 46
+    assert metadata["lowercase"] is True
+    assert metadata["source_files"] == [os.path.abspath(corpus)]
+    # Unshuffled, the interleave reads the shards round-robin: the write order.
+    dataset = load_pretraining_dataset(
+        out, 24, batch_size=1, shuffle=False, repeat=False
+    )
+    got = _all_batches(dataset)
+    for key in pdata.FEATURES:
+        np.testing.assert_array_equal(got[key], np.stack([e[key] for e in expected]))
+
+
+def test_loaded_dataset_static_shapes_and_shuffle(tmp_path, tokenizer):
+    corpus, _ = _corpus(tmp_path / "c.txt", num_docs=40)
+    out = str(tmp_path / "records")
+    # An earlier run with more shards: its files must not be read again.
+    write_pretraining_tfrecords([corpus], tokenizer, out, 16, num_shards=5, verbose=0)
+    write_pretraining_tfrecords([corpus], tokenizer, out, 24, num_shards=2, verbose=0)
+    dataset = load_pretraining_dataset(str(tmp_path / "records" / "pretrain*"), 24, 4)
+    assert sorted(os.listdir(out)) == [
+        "metadata.json",
+        "pretrain_data.tfrecord-00000-of-00002",
+        "pretrain_data.tfrecord-00001-of-00002",
+    ]
+    for key in pdata.FEATURES:
+        assert dataset.element_spec[key] == tf.TensorSpec([4, 24], tf.int32)
+    batches = list(dataset.take(30).as_numpy_iterator())  # repeats past one epoch
+    assert len(batches) == 30
+    for batch in batches:
+        for row in range(4):
+            _check_invariants({k: batch[k][row] for k in pdata.FEATURES}, 24)
+
+
+def test_metadata_mismatch(tmp_path, tokenizer):
+    corpus, _ = _corpus(tmp_path / "c.txt", num_docs=5)
+    out = str(tmp_path / "records")
+    write_pretraining_tfrecords([corpus], tokenizer, out, 24, num_shards=1, verbose=0)
+    with pytest.raises(MetadataMismatchError, match="metadata.json says .*seq_len=24"):
+        load_pretraining_dataset(out, 32, 4)
+    with pytest.raises(MetadataMismatchError, match="vocab_size=46.*vocab_size=30522"):
+        load_pretraining_dataset(out, 24, 4, vocab_size=30522)
+    with pytest.raises(MetadataMismatchError, match="lowercase"):
+        load_pretraining_dataset(out, 24, 4, lowercase=False)
+    # Without metadata (e.g. files from elsewhere) the first record is checked.
+    os.remove(os.path.join(out, "metadata.json"))
+    with pytest.raises(MetadataMismatchError, match="examples of length 24"):
+        load_pretraining_dataset(out, 32, 4)
+    with pytest.raises(CorpusError, match="No TFRecord files match"):
+        load_pretraining_dataset(str(tmp_path / "nothing*"), 24, 4)
