@@ -487,6 +487,9 @@ class RestApi:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body are separate writes: without TCP_NODELAY, Nagle's
+    # algorithm and the client's delayed ACK add ~40 ms to every response.
+    disable_nagle_algorithm = True
     server: _HttpServer
 
     def _respond(self, method: str) -> None:
