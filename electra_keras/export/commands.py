@@ -37,7 +37,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         "--pair",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="Signatures take text_pair too (default: as the model says).",
+        help="Signatures take text_pair too (default: from the task in "
+        "metrics.json beside the model, else single texts).",
     )
     p.set_defaults(handler=_export)
 
@@ -52,5 +53,13 @@ def _export(args: argparse.Namespace) -> int:
         version=args.version,
         pair=args.pair,
     )
-    print(f"Exported {args.model} to {path}", flush=True)
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(f"{path}/saved_model.pb", "rb") as f:
+        proto.ParseFromString(f.read())
+    inputs = ", ".join(
+        sorted(proto.meta_graphs[0].signature_def["serving_default"].inputs)
+    )
+    print(f"Exported {args.model} to {path} (serving_default inputs: {inputs})")
     return 0

@@ -35,6 +35,7 @@ Loading needs `import tensorflow_text` first (it registers those ops).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -328,12 +329,28 @@ def _check_model(model: keras.Model) -> list[str]:
     return [str(label) for label in label_names]
 
 
-def _is_pair_model(model: keras.Model) -> bool:
+def _is_pair_model(model: keras.Model, model_path: str | None) -> bool:
+    """Whether the model was fine-tuned on text pairs, as far as can be told.
+
+    A model attribute (`text_pair` / `is_pair`) wins; else the task named in
+    the `metrics.json` that `electra-keras finetune` writes beside
+    `classifier.keras`; else False (single texts).
+    """
     for owner in (model, model.preprocessor):
-        for attr in ("text_pair", "is_pair", "pair"):
+        for attr in ("text_pair", "is_pair"):
             value = getattr(owner, attr, None)
             if isinstance(value, bool):
                 return value
+    if model_path is not None:
+        summary_path = os.path.join(os.path.dirname(model_path), "metrics.json")
+        try:
+            with open(summary_path, encoding="utf-8") as f:
+                task_name = json.load(f).get("task")
+            from electra_keras.finetuning.tasks import get_task
+
+            return bool(get_task(task_name).is_pair_task)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass
     return False
 
 
@@ -360,7 +377,9 @@ def export_classifier(
             (default: a few built-in sentences). For pair tasks each text is
             used as both `text` and `text_pair`.
         pair: whether the signatures take `text_pair`; default: the model's
-            `text_pair` / `is_pair` attribute when it has one, else False.
+            `text_pair` / `is_pair` attribute when it has one, else the task
+            in the `metrics.json` beside a `.keras` path (as `electra-keras
+            finetune` writes it), else False.
 
     Returns:
         The version directory written.
@@ -383,10 +402,13 @@ def export_classifier(
             f"{final_dir} already exists; versions are never overwritten "
             "(omit --version to take the next free one)."
         )
+    model_path = None
+    if isinstance(model, (str, os.PathLike)):
+        model_path = os.fspath(model)
     model = _load_model(model)
     label_names = _check_model(model)
     if pair is None:
-        pair = _is_pair_model(model)
+        pair = _is_pair_model(model, model_path)
     texts = list(DEFAULT_WARMUP_TEXTS if warmup_texts is None else warmup_texts)
 
     os.makedirs(model_dir, exist_ok=True)

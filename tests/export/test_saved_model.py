@@ -342,7 +342,7 @@ def test_regression_export(tmp_path):
 
 # === Session loader, .keras files and the CLI ===
 @pytest.mark.slow
-def test_tf1_session_loader_and_cli(tmp_path):
+def test_tf1_session_loader_and_cli(tmp_path, capsys):
     from electra_keras.cli import main
 
     model = tiny_classifier(num_labels=2, label_names=["neg", "pos"], seed=3)
@@ -356,6 +356,18 @@ def test_tf1_session_loader_and_cli(tmp_path):
     assert sorted(os.listdir(os.path.join(base, "sentiment"))) == ["1", "5"]
     assert main(["export", "--model", model_path, "--name", "sentiment",
                  "--base-dir", base, "--version", "5"]) == 2  # fmt: skip
+
+    # The task in metrics.json (as `electra-keras finetune` writes it) says
+    # whether the signatures take text_pair; --no-pair overrides it.
+    with open(tmp_path / "metrics.json", "w") as f:
+        json.dump({"task": "mrpc"}, f)
+    capsys.readouterr()
+    assert main(["export", "--model", model_path, "--name", "mrpc",
+                 "--base-dir", base]) == 0  # fmt: skip
+    assert "inputs: text, text_pair" in capsys.readouterr().out
+    assert main(["export", "--model", model_path, "--name", "mrpc",
+                 "--base-dir", base, "--no-pair"]) == 0  # fmt: skip
+    assert "inputs: text)" in capsys.readouterr().out
 
     texts = TEXTS + ["", "good " * 40]
     expected = model.predict_texts(texts)
