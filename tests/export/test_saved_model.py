@@ -83,7 +83,10 @@ def exported(tmp_path_factory):
 @pytest.fixture(scope="module")
 def exported_pair(tmp_path_factory):
     base = tmp_path_factory.mktemp("saved_models")
-    model = tiny_classifier(num_labels=3, label_names=["yes", "no", "maybe"], seed=1)
+    # Cased (NFC, no lower-casing): the other tokenizer configuration.
+    model = tiny_classifier(
+        num_labels=3, label_names=["yes", "no", "maybe"], lowercase=False, seed=1
+    )
     path = export_classifier(model, "nli", base_dir=str(base), pair=True)
     return model, path, tf.saved_model.load(path)
 
@@ -195,8 +198,8 @@ def test_scores_match_keras_model(exported):
 
 def test_pair_scores_match_keras_model(exported_pair):
     model, _, loaded = exported_pair
-    firsts = TEXTS + ["the film " * 20, "", "good"]
-    seconds = TEXTS[::-1] + ["bad", "the plot " * 20, "the act " * 30]
+    firsts = TEXTS + ["the film " * 20, "", "good", "Cafe\u0301 film"]
+    seconds = TEXTS[::-1] + ["bad", "the plot " * 20, "the act " * 30, "café"]
     expected = model.predict_texts(firsts, seconds)
     out = serve(
         loaded.signatures["serving_default"],
