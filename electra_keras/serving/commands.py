@@ -151,7 +151,10 @@ def _client(args: argparse.Namespace) -> int:
         print(f"electra-keras client: {error.code}: {error.message}", file=sys.stderr)
         return 1
     except OSError as error:
-        print(f"electra-keras client: cannot reach {host}:{port}: {error}", file=sys.stderr)
+        print(
+            f"electra-keras client: cannot reach {host}:{port}: {error}",
+            file=sys.stderr,
+        )
         return 1
     finally:
         client.close()
