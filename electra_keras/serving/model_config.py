@@ -12,8 +12,8 @@
 
 As in TF Serving, `base_path` holds one directory per integer version
 (`base_path/<version>/saved_model.pb`); the default policy serves the highest
-version. Relative base paths are resolved against the current directory (what
-TF Serving does), unless `base_dir` is given.
+version. TF Serving requires absolute base paths; here relative ones are also
+accepted, resolved against the current directory unless `base_dir` is given.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def parse_model_config(
     Args:
         text: the file's contents.
         base_dir: directory that relative base paths are joined to (default:
-            the current directory, as TF Serving).
+            the current directory; TF Serving refuses relative paths).
 
     Raises:
         ValueError: the text does not parse, or an entry is unusable.
