@@ -295,7 +295,7 @@ def _load_model(model: keras.Model | str | os.PathLike) -> keras.Model:
             raise FileNotFoundError(f"No model at {path}.")
         import electra_keras.models.classifier  # noqa: F401 (registers classes)
 
-        return keras.saving.load_model(path)
+        return keras.saving.load_model(path, compile=False)
     return model
 
 
