@@ -1,0 +1,535 @@
+"""`finetune`, `evaluate` and `predict`: ELECTRA classifiers from the command line.
+
+    electra-keras finetune --task mr                    # movie reviews, the demo
+    electra-keras finetune --task sst2 --data-dir glue/SST-2 \\
+        --pretrained runs/pretrain/discriminator.keras
+    electra-keras evaluate --model runs/finetune/classifier.keras --task mrpc \\
+        --data-dir glue/MRPC
+    electra-keras predict --model runs/finetune/classifier.keras "a gripping film"
+
+A fine-tuning run directory holds `classifier.keras` (with its preprocessor and
+vocabulary), `metrics.json` (dev metrics) and `logs/` (TensorBoard). Every
+input file is read and checked before training starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from electra_keras.finetuning.metrics import compute_metrics, metric_names_for_task
+from electra_keras.finetuning.tasks import (
+    Example,
+    Task,
+    csv_task,
+    get_task,
+    make_classification_dataset,
+    prepare_movie_reviews,
+)
+
+DEFAULT_PRETRAINED = os.path.join("runs", "pretrain", "discriminator.keras")
+CLASSIFIER_FILE = "classifier.keras"
+METRICS_FILE = "metrics.json"
+# Movie-review snippets are short (99% fit in 55 tokens): 64 halves the time.
+DEFAULT_SEQ_LEN = {"mr": 64}
+
+
+@dataclasses.dataclass
+class FinetuningResult:
+    """What a fine-tuning run produced."""
+
+    output_dir: str
+    model_path: str
+    metrics: dict[str, dict[str, Any]]
+    history: dict[str, list[float]]
+    seconds: float
+
+
+def _say(message: str, verbose: int) -> None:
+    if verbose:
+        print(message, flush=True)
+
+
+def resolve_task(
+    task: str,
+    data_dir: str | None = None,
+    train_file: str | None = None,
+    dev_file: str | None = None,
+    text_column: str | None = None,
+    text_pair_column: str | None = None,
+    label_column: str | None = None,
+    label_names: Sequence[str] | None = None,
+    regression: bool = False,
+    verbose: int = 1,
+) -> tuple[Task, str | None]:
+    """The task and its data directory, downloading `mr` when needed.
+
+    Args:
+        task: "mr", a GLUE task name, or "csv".
+        data_dir: GLUE-layout directory (GLUE tasks).
+        train_file: csv task training file.
+        dev_file: csv task evaluation file.
+        text_column: csv task text column.
+        text_pair_column: csv task second-text column.
+        label_column: csv task label column.
+        label_names: csv task classes (default: from the training file).
+        regression: csv task with float labels.
+        verbose: print what happens.
+    """
+    if task == "csv":
+        if not text_column or not label_column:
+            raise ValueError("--task csv needs --text-column and --label-column.")
+        return (
+            csv_task(
+                train_file,
+                dev_file,
+                text_column,
+                label_column,
+                text_pair_column=text_pair_column,
+                label_names=label_names,
+                regression=regression,
+            ),
+            None,
+        )
+    if train_file or dev_file:
+        raise ValueError("--train-file/--dev-file go with --task csv.")
+    if task == "mr":
+        return prepare_movie_reviews(verbose=bool(verbose)), None
+    spec = get_task(task)
+    if not data_dir:
+        raise ValueError(
+            f"--data-dir is required for task {task}: a directory with "
+            f"{', '.join(spec.splits.values())} in GLUE layout."
+        )
+    if not os.path.isdir(data_dir):
+        raise FileNotFoundError(f"Data directory {data_dir} does not exist.")
+    return spec, data_dir
+
+
+def _resolve_vocabulary(
+    pretrained: str | None, vocab: str | None, verbose: int
+) -> tuple[str, bool]:
+    """(vocab.txt path, lowercase) for a run; see `finetune`."""
+    lowercase = True
+    if pretrained:
+        run_dir = os.path.dirname(os.path.abspath(pretrained))
+        config_path = os.path.join(run_dir, "config.json")
+        if os.path.isfile(config_path):
+            with open(config_path) as f:
+                lowercase = bool(json.load(f).get("lowercase", True))
+        run_vocab = os.path.join(run_dir, "vocab.txt")
+        if os.path.isfile(run_vocab):
+            if vocab and os.path.abspath(vocab) != run_vocab:
+                _say(
+                    f"Note: using the pretraining run's vocabulary {run_vocab} "
+                    f"(the model was trained with it), not --vocab {vocab}.",
+                    verbose,
+                )
+            return run_vocab, lowercase
+    if vocab:
+        if not os.path.isfile(vocab):
+            raise FileNotFoundError(f"Vocabulary file {vocab} does not exist.")
+        return vocab, lowercase
+    from electra_keras.data.vocab import download_bert_vocabulary
+
+    _say("Vocabulary: BERT uncased (no --vocab and none next to the model).", verbose)
+    return download_bert_vocabulary(), True
+
+
+def _build_model(
+    task: Task,
+    pretrained: str | None,
+    preset: str,
+    vocab: str | None,
+    seq_len: int,
+    dropout: float,
+    verbose: int,
+):
+    from electra_keras.config import get_preset
+    from electra_keras.models.classifier import ElectraClassifier
+    from electra_keras.models.classifier_preprocessor import (
+        ElectraClassifierPreprocessor,
+    )
+
+    explicit = pretrained is not None
+    if pretrained is None and os.path.isfile(DEFAULT_PRETRAINED):
+        pretrained = DEFAULT_PRETRAINED
+    if pretrained is not None and not os.path.isfile(pretrained):
+        raise FileNotFoundError(
+            f"Pretrained discriminator {pretrained} does not exist."
+        )
+    vocab_path, lowercase = _resolve_vocabulary(pretrained, vocab, verbose)
+    preprocessor = ElectraClassifierPreprocessor(
+        vocab_path, lowercase=lowercase, seq_len=seq_len
+    )
+    label_names = None if task.regression else list(task.label_names)
+    if pretrained is not None:
+        how = "" if explicit else " (the default pretraining output)"
+        _say(f"Backbone: {pretrained}{how}; vocabulary {vocab_path}", verbose)
+        return ElectraClassifier.from_pretrained(
+            pretrained,
+            task.num_labels,
+            dropout=dropout,
+            label_names=label_names,
+            preprocessor=preprocessor,
+        )
+    config = get_preset(preset).model
+    config = dataclasses.replace(
+        config,
+        vocab_size=preprocessor.tokenizer.vocab_size,
+        max_sequence_length=max(config.max_sequence_length, seq_len),
+    )
+    _say(
+        f"NOTICE: no pretrained discriminator (--pretrained, or "
+        f"{DEFAULT_PRETRAINED} from `electra-keras pretrain`): starting from a "
+        f"RANDOMLY INITIALIZED {preset} model. Expect much lower scores.",
+        verbose,
+    )
+    return ElectraClassifier.from_model_config(
+        config,
+        task.num_labels,
+        dropout=dropout,
+        label_names=label_names,
+        preprocessor=preprocessor,
+    )
+
+
+def _predict_outputs(model, examples: Sequence[Example], batch_size: int) -> np.ndarray:
+    unlabelled = [Example(e.text, e.text_pair) for e in examples]
+    data = make_classification_dataset(unlabelled, model.preprocessor, batch_size)
+    return np.asarray(model.predict(data, verbose=0), dtype="float32")
+
+
+def evaluate_examples(
+    model,
+    examples: Sequence[Example],
+    metric_names: Sequence[str],
+    batch_size: int = 64,
+) -> dict[str, Any]:
+    """The metrics of `model` on labelled examples (+ size and majority rate).
+
+    Args:
+        model: an `ElectraClassifier` with a preprocessor.
+        examples: labelled examples.
+        metric_names: metrics to compute (see `metrics.METRIC_FUNCTIONS`).
+        batch_size: examples per forward pass.
+    """
+    outputs = _predict_outputs(model, examples, batch_size)
+    labels = np.array([e.label for e in examples])
+    predictions = outputs[:, 0] if model.is_regression else outputs.argmax(axis=-1)
+    notes: list[str] = []
+    result: dict[str, Any] = compute_metrics(metric_names, labels, predictions, notes)
+    result["num_examples"] = len(examples)
+    if not model.is_regression:
+        counts = np.bincount(labels.astype(int), minlength=model.num_labels)
+        result["majority_class"] = model.label_names[int(counts.argmax())]
+        result["majority_rate"] = float(counts.max() / len(labels))
+    if notes:
+        result["notes"] = notes
+    return result
+
+
+def _format_metrics(split: str, values: dict[str, Any]) -> str:
+    parts = [
+        f"{k} {v:.4f}"
+        for k, v in values.items()
+        if isinstance(v, float) and k != "majority_rate"
+    ]
+    extra = ""
+    if "majority_rate" in values:
+        extra = f" (majority class {values['majority_rate']:.4f})"
+    return f"{split}: {', '.join(parts)}{extra} on {values['num_examples']:,} examples"
+
+
+def finetune(
+    task: str = "mr",
+    output_dir: str = os.path.join("runs", "finetune"),
+    data_dir: str | None = None,
+    train_file: str | None = None,
+    dev_file: str | None = None,
+    text_column: str | None = None,
+    text_pair_column: str | None = None,
+    label_column: str | None = None,
+    regression: bool = False,
+    pretrained: str | None = None,
+    preset: str = "tiny",
+    vocab: str | None = None,
+    epochs: int = 3,
+    batch_size: int = 32,
+    learning_rate: float = 3e-4,
+    seq_len: int | None = None,
+    layerwise_lr_decay: float = 0.8,
+    warmup_fraction: float = 0.1,
+    weight_decay: float = 0.01,
+    dropout: float = 0.1,
+    seed: int = 0,
+    verbose: int = 1,
+) -> FinetuningResult:
+    """Fine-tunes a classifier and writes `classifier.keras` and `metrics.json`.
+
+    The backbone is `pretrained`; when not given, `runs/pretrain/
+    discriminator.keras` if it exists, else a random `preset` model (with a
+    printed notice). The vocabulary is the `vocab.txt` next to the pretrained
+    model, else `vocab`, else BERT uncased.
+
+    Args:
+        task: "mr" (default, downloaded), a GLUE task, or "csv".
+        output_dir: run directory.
+        data_dir: GLUE-layout directory of the task.
+        train_file: csv task training file.
+        dev_file: csv task evaluation file.
+        text_column: csv task text column.
+        text_pair_column: csv task second-text column.
+        label_column: csv task label column.
+        regression: csv task with float labels.
+        pretrained: a `discriminator.keras` (an `ElectraBackbone`).
+        preset: size preset of a randomly initialized backbone.
+        vocab: vocab.txt when the pretrained run directory has none.
+        epochs: passes over the training set.
+        batch_size: examples per step.
+        learning_rate: peak learning rate (of the head; lower layers decay).
+        seq_len: tokens per example, [CLS] and [SEP]s included (default: 64
+            for mr, else 128).
+        layerwise_lr_decay: per-layer learning-rate decay (1.0: off).
+        warmup_fraction: fraction of steps of linear warm-up.
+        weight_decay: AdamW decoupled weight decay.
+        dropout: dropout on the [CLS] representation.
+        seed: seed of initialization, dropout and shuffling.
+        verbose: 0 silent, 1 progress bar, 2 one line per epoch.
+    """
+    import keras
+
+    from electra_keras.finetuning.optimizer import create_finetuning_optimizer
+
+    if epochs <= 0 or batch_size <= 0:
+        raise ValueError("`epochs` and `batch_size` must be positive.")
+    started = time.time()
+    spec, data_dir = resolve_task(
+        task,
+        data_dir,
+        train_file,
+        dev_file,
+        text_column,
+        text_pair_column,
+        label_column,
+        regression=regression,
+        verbose=verbose,
+    )
+    if "train" not in spec.splits:
+        raise ValueError(f"Task {spec.name} has no training file.")
+    # Read and check everything before building or training anything.
+    train = spec.load_examples("train", data_dir)
+    dev = {split: spec.load_examples(split, data_dir) for split in spec.dev_splits}
+    sizes = ", ".join(f"{s} {len(e):,}" for s, e in [("train", train), *dev.items()])
+    _say(f"Task {spec.name}: {sizes} examples; labels {spec.label_names}", verbose)
+
+    if seq_len is None:
+        seq_len = DEFAULT_SEQ_LEN.get(spec.name, 128)
+    keras.utils.set_random_seed(seed)
+    model = _build_model(spec, pretrained, preset, vocab, seq_len, dropout, verbose)
+    if seq_len > model.backbone.max_sequence_length:
+        raise ValueError(
+            f"--seq-len {seq_len} is larger than the backbone's position table "
+            f"({model.backbone.max_sequence_length})."
+        )
+    steps_per_epoch = math.ceil(len(train) / batch_size)
+    train_steps = steps_per_epoch * epochs
+    model.compile(
+        optimizer=create_finetuning_optimizer(
+            model,
+            learning_rate=learning_rate,
+            train_steps=train_steps,
+            warmup_fraction=warmup_fraction,
+            layerwise_lr_decay=layerwise_lr_decay,
+            weight_decay=weight_decay,
+        )
+    )
+    train_data = make_classification_dataset(
+        train, model.preprocessor, batch_size, shuffle=True, seed=seed
+    )
+    validation = None
+    if dev:
+        first_dev = next(iter(dev.values()))
+        validation = make_classification_dataset(first_dev, model.preprocessor, 64)
+    os.makedirs(output_dir, exist_ok=True)
+    _say(
+        f"Fine-tuning {model.count_params():,} parameters: {epochs} epochs x "
+        f"{steps_per_epoch} steps, batch {batch_size}, seq_len {seq_len}, lr "
+        f"{learning_rate} (layer-wise decay {layerwise_lr_decay}).",
+        verbose,
+    )
+    history = model.fit(
+        train_data,
+        validation_data=validation,
+        epochs=epochs,
+        shuffle=False,  # `train_data` is shuffled, again each epoch.
+        verbose=verbose,
+        callbacks=[keras.callbacks.TensorBoard(os.path.join(output_dir, "logs"))],
+    )
+    model_path = os.path.join(output_dir, CLASSIFIER_FILE)
+    model.save(model_path)
+    results = {
+        split: evaluate_examples(model, examples, spec.metric_names)
+        for split, examples in dev.items()
+    }
+    for split, values in results.items():
+        _say(_format_metrics(split, values), verbose)
+    seconds = time.time() - started
+    summary = {
+        "task": spec.name,
+        "metrics": results,
+        "seconds": round(seconds, 1),
+        "train_examples": len(train),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "seq_len": seq_len,
+        "learning_rate": learning_rate,
+        "layerwise_lr_decay": layerwise_lr_decay,
+        "pretrained": pretrained if pretrained else None,
+    }
+    with open(os.path.join(output_dir, METRICS_FILE), "w") as f:
+        json.dump(summary, f, indent=2)
+        f.write("\n")
+    _say(f"Saved {model_path} and {METRICS_FILE} ({seconds:.0f}s).", verbose)
+    return FinetuningResult(
+        output_dir=output_dir,
+        model_path=model_path,
+        metrics=results,
+        history={k: [float(x) for x in v] for k, v in history.history.items()},
+        seconds=seconds,
+    )
+
+
+def load_classifier(path: str):
+    """Loads a saved `ElectraClassifier` (with its preprocessor)."""
+    import keras
+
+    from electra_keras.models.classifier import ElectraClassifier
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Model file {path} does not exist.")
+    model = keras.saving.load_model(path, compile=False)
+    if not isinstance(model, ElectraClassifier):
+        raise ValueError(f"{path} holds a {type(model).__name__}, not a classifier.")
+    if model.preprocessor is None:
+        raise ValueError(f"{path} has no preprocessor; it cannot read raw text.")
+    return model
+
+
+def evaluate(
+    model_path: str,
+    task: str,
+    data_dir: str | None = None,
+    dev_file: str | None = None,
+    text_column: str | None = None,
+    text_pair_column: str | None = None,
+    label_column: str | None = None,
+    splits: Sequence[str] | None = None,
+    batch_size: int = 64,
+    output: str | None = None,
+    verbose: int = 1,
+) -> dict[str, dict[str, Any]]:
+    """The task's metrics for a saved classifier, optionally written as JSON.
+
+    Args:
+        model_path: a `classifier.keras`.
+        task: "mr", a GLUE task or "csv".
+        data_dir: GLUE-layout directory.
+        dev_file: csv task evaluation file.
+        text_column: csv task text column.
+        text_pair_column: csv task second-text column.
+        label_column: csv task label column.
+        splits: splits to evaluate (default: the task's dev splits).
+        batch_size: examples per forward pass.
+        output: JSON file to write the metrics to.
+        verbose: print the metrics.
+    """
+    model = load_classifier(model_path)
+    spec, data_dir = resolve_task(
+        task,
+        data_dir,
+        None,
+        dev_file,
+        text_column,
+        text_pair_column,
+        label_column,
+        label_names=model.label_names,
+        regression=model.is_regression,
+        verbose=verbose,
+    )
+    if spec.num_labels != model.num_labels:
+        raise ValueError(
+            f"Task {spec.name} has {spec.num_labels} label(s) but the model "
+            f"predicts {model.num_labels} ({model.label_names})."
+        )
+    if spec.label_names and tuple(model.label_names) != tuple(spec.label_names):
+        raise ValueError(
+            f"The model's labels {model.label_names} are not the task's "
+            f"{list(spec.label_names)}."
+        )
+    results = {}
+    for split in splits or spec.dev_splits:
+        examples = spec.load_examples(split, data_dir)
+        metric_names = metric_names_for_task(spec.name, spec.regression)
+        results[split] = evaluate_examples(model, examples, metric_names, batch_size)
+        _say(_format_metrics(split, results[split]), verbose)
+    if output:
+        directory = os.path.dirname(os.path.abspath(output))
+        os.makedirs(directory, exist_ok=True)
+        with open(output, "w") as f:
+            json.dump(
+                {"task": spec.name, "model": model_path, "metrics": results},
+                f,
+                indent=2,
+            )
+            f.write("\n")
+        _say(f"Wrote {output}", verbose)
+    return results
+
+
+def predict(
+    model_path: str,
+    texts: Sequence[str],
+    text_pairs: Sequence[str] | None = None,
+    batch_size: int = 32,
+) -> list[dict[str, Any]]:
+    """Predictions of a saved classifier for raw texts.
+
+    Args:
+        model_path: a `classifier.keras`.
+        texts: the texts.
+        text_pairs: the second texts of a pair task, as many as `texts`.
+        batch_size: examples per forward pass.
+
+    Returns:
+        Per text: `{"text", "label", "scores": {label: probability}}`, or
+        `{"text", "score"}` for regression.
+    """
+    model = load_classifier(model_path)
+    if text_pairs is not None and len(text_pairs) != len(texts):
+        raise ValueError(
+            f"Got {len(texts)} texts but {len(text_pairs)} --text-pair values."
+        )
+    outputs = model.predict_texts(list(texts), text_pairs, batch_size=batch_size)
+    results = []
+    for i, text in enumerate(texts):
+        item: dict[str, Any] = {"text": text}
+        if text_pairs is not None:
+            item["text_pair"] = text_pairs[i]
+        if model.is_regression:
+            item["score"] = float(outputs[i])
+        else:
+            scores = {
+                n: float(p) for n, p in zip(model.label_names, outputs[i], strict=True)
+            }
+            item["label"] = max(scores, key=scores.get)
+            item["scores"] = scores
+        results.append(item)
+    return results
