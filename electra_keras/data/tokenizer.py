@@ -72,10 +72,15 @@ class ElectraTokenizer:
         vocabulary: a list of tokens (id = index) or the path of a vocab.txt.
         lowercase: lower-case and strip accents first (uncased vocabularies),
             see `normalize_text`. When False the text is used as it is.
+        lookup_table: a token -> id table to use instead of one built from
+            `vocabulary` (exports read it from a vocabulary asset file).
     """
 
     def __init__(
-        self, vocabulary: Sequence[str] | str | os.PathLike, lowercase: bool = True
+        self,
+        vocabulary: Sequence[str] | str | os.PathLike,
+        lowercase: bool = True,
+        lookup_table: tf.lookup.StaticHashTable | None = None,
     ) -> None:
         if isinstance(vocabulary, (str, os.PathLike)):
             tokens = load_vocabulary(os.fspath(vocabulary))
@@ -85,13 +90,15 @@ class ElectraTokenizer:
         self._vocabulary = tokens
         self._lowercase = bool(lowercase)
         self._ids = {token: index for index, token in enumerate(tokens)}
-        table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(
-                keys=tf.constant(tokens, dtype=tf.string),
-                values=tf.range(len(tokens), dtype=tf.int64),
-            ),
-            default_value=self._ids["[UNK]"],
-        )
+        table = lookup_table
+        if table is None:
+            table = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(
+                    keys=tf.constant(tokens, dtype=tf.string),
+                    values=tf.range(len(tokens), dtype=tf.int64),
+                ),
+                default_value=self._ids["[UNK]"],
+            )
         # Normalization is done by `normalize_text` (see there why not by
         # tf-text's `lower_case`); the split is the same as `word_splitter`.
         self._tokenizer = tf_text.BertTokenizer(

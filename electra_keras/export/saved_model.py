@@ -46,8 +46,8 @@ from typing import Any
 
 import keras
 import tensorflow as tf
-import tensorflow_text as tf_text
 
+from electra_keras.data.tokenizer import ElectraTokenizer
 from electra_keras.export.warmup import (
     DEFAULT_WARMUP_TEXTS,
     WARMUP_FILENAME,
@@ -56,11 +56,11 @@ from electra_keras.export.warmup import (
 )
 from electra_keras.models.classifier_preprocessor import truncated_pair_lengths
 
-# tensorflow-text ops the exported graph may use: the BertTokenizer path, all
-# in the `ops_lib` that TF Serving links. (FastBertTokenizer's ops are not:
-# some server releases lack FastBertNormalize, tensorflow/serving#2064.)
+# tensorflow-text ops the exported graph uses: `normalize_text` and the
+# BertTokenizer split and WordPiece, all in the `ops_lib` that TF Serving
+# links. (FastBertTokenizer's ops are not: some server releases lack
+# FastBertNormalize, tensorflow/serving#2064.)
 SERVING_TF_TEXT_OPS = (
-    "CaseFoldUTF8",
     "NormalizeUTF8",
     "RegexSplitWithOffsets",
     "WordpieceTokenizeWithOffsets",
@@ -115,14 +115,15 @@ def clean_text(text: tf.Tensor) -> tf.Tensor:
 
 
 class _ServingTokenizer:
-    """WordPiece over a vocabulary file: the graph twin of `ElectraTokenizer`.
+    """`ElectraTokenizer` whose table reads the vocabulary asset file.
 
-    Same splitting, case folding and normalization as `ElectraTokenizer`, but
-    the lookup table reads `vocab_path` through a `TextFileInitializer`, so
-    the vocabulary is saved as the asset `assets/vocab.txt`.
+    The same class (and so the same normalization and splitting) as training,
+    but the lookup table reads `vocab_path` through a `TextFileInitializer`,
+    so the vocabulary is saved as the asset `assets/vocab.txt` rather than as
+    a constant in the graph.
     """
 
-    def __init__(self, vocab_path: str, unk_id: int, lowercase: bool) -> None:
+    def __init__(self, vocab_path: str, vocabulary: list[str], lowercase: bool) -> None:
         self.table = tf.lookup.StaticHashTable(
             tf.lookup.TextFileInitializer(
                 vocab_path,
@@ -131,19 +132,15 @@ class _ServingTokenizer:
                 value_dtype=tf.int64,
                 value_index=tf.lookup.TextFileIndex.LINE_NUMBER,
             ),
-            default_value=unk_id,
+            default_value=vocabulary.index("[UNK]"),
         )
-        self.bert = tf_text.BertTokenizer(
-            self.table,
-            token_out_type=tf.int32,
-            unknown_token="[UNK]",
-            lower_case=lowercase,
-            normalization_form=None if lowercase else "NFC",
+        self.tokenizer = ElectraTokenizer(
+            vocabulary, lowercase, lookup_table=self.table
         )
 
     def tokenize(self, text: tf.Tensor) -> tf.RaggedTensor:
         """int32 ids, ragged `[batch, None]`."""
-        return self.bert.tokenize(clean_text(text)).merge_dims(-2, -1)
+        return self.tokenizer.tokenize(clean_text(text))
 
 
 def _keep_first(ragged: tf.RaggedTensor, lengths: tf.Tensor) -> tf.RaggedTensor:
@@ -421,7 +418,7 @@ def export_classifier(
             with open(vocab_path, "w", encoding="utf-8", newline="\n") as f:
                 f.writelines(f"{token}\n" for token in vocabulary.vocabulary)
             tokenizer = _ServingTokenizer(
-                vocab_path, vocabulary.unk_id, bool(model.preprocessor.lowercase)
+                vocab_path, vocabulary.vocabulary, bool(model.preprocessor.lowercase)
             )
             graph = _ServingGraph(model, tokenizer, label_names, pair)
             archive = _build_archive(graph)

@@ -32,6 +32,7 @@ TEXTS = [
     "Café films",
     "awful awful awful movie",
     "unknownword and the plot",
+    "the ﬁlm ™ was good",  # compatibility characters: no NFKC folding
 ]
 
 
