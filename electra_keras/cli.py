@@ -161,18 +161,11 @@ def _pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
-# Modules that add subcommands: each has `add_parsers(subparsers)`, which
-# registers its parsers with `set_defaults(handler=fn)`, `fn(args) -> int`.
-COMMAND_MODULES = (
-    "electra_keras.finetuning.commands",
-    "electra_keras.export.commands",
-    "electra_keras.serving.commands",
-    "electra_keras.conversion.commands",
-)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    import importlib
+    from electra_keras.conversion import commands as conversion_commands
+    from electra_keras.export import commands as export_commands
+    from electra_keras.finetuning import commands as finetuning_commands
+    from electra_keras.serving import commands as serving_commands
 
     parser = argparse.ArgumentParser(
         prog="electra-keras",
@@ -181,13 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_pretrain_parser(subparsers)
     subparsers.choices["pretrain"].set_defaults(handler=_pretrain)
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as error:
-            if error.name is None or not name.startswith(error.name):
-                raise
-            continue
+    # Each module adds its parsers with `set_defaults(handler=fn)`, fn(args) -> int.
+    for module in (
+        finetuning_commands,
+        export_commands,
+        serving_commands,
+        conversion_commands,
+    ):
         module.add_parsers(subparsers)
     return parser
 

@@ -141,7 +141,8 @@ class ElectraClassifier(keras.Model):
         """A classifier on a saved discriminator (`discriminator.keras`).
 
         Args:
-            path: a `.keras` file holding an `ElectraBackbone`.
+            path: a `.keras` file holding an `ElectraBackbone` (or an
+                `ElectraDiscriminator` / `ElectraPretrainer`, whose backbone is used).
             num_labels: number of classes; 1 for regression.
             dropout: dropout on the [CLS] representation.
             label_names: class names (see the class docstring).
@@ -149,11 +150,18 @@ class ElectraClassifier(keras.Model):
                 must be the one the discriminator was pretrained with.
             **kwargs: passed to the constructor.
         """
-        backbone = keras.saving.load_model(path, compile=False)
+        loaded = keras.saving.load_model(path, compile=False)
+        # A backbone, or a model holding one: a discriminator with its head
+        # (e.g. converted from Hugging Face) or a whole pretrainer.
+        backbone = getattr(loaded, "backbone", None) or getattr(
+            loaded, "discriminator", None
+        )
+        backbone = loaded if isinstance(loaded, ElectraBackbone) else backbone
         if not isinstance(backbone, ElectraBackbone):
             raise ValueError(
-                f"{path} holds a {type(backbone).__name__}, not an ElectraBackbone "
-                "(expected the `discriminator.keras` of a pretraining run)."
+                f"{path} holds a {type(loaded).__name__}, not an ElectraBackbone, "
+                "ElectraDiscriminator or ElectraPretrainer (expected the "
+                "`discriminator.keras` of a pretraining run or a converted checkpoint)."
             )
         _check_vocab_size(backbone, preprocessor)
         return cls(

@@ -120,3 +120,17 @@ def test_resolve_versions_errors(tmp_path):
         resolve_versions(ServedModelConfig("m", base, version_labels={"stable": 1}))
     with pytest.raises(ValueError, match="no version found"):
         resolve_versions(ServedModelConfig("e", str(tmp_path / "empty")))
+
+
+def test_repository_configs_parse_and_agree():
+    import os
+
+    from conftest import REPO_ROOT
+
+    configs = {}
+    for name in ("models.config", "models.local.config"):
+        configs[name] = load_model_config(os.path.join(REPO_ROOT, "serving", name))
+    docker, local = configs["models.config"], configs["models.local.config"]
+    assert [c.name for c in docker] == [c.name for c in local] == ["sentiment"]
+    assert docker[0].base_path == "/models/sentiment"
+    assert local[0].base_path.endswith(os.path.join("saved_models", "sentiment"))
