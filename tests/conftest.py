@@ -43,6 +43,25 @@ def make_token_batch(num_rows=32, seq_len=16, vocab_size=60, seed=0):
     return {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": mask}
 
 
+# Backbone sizes small enough for unit tests (add vocab_size).
+TINY_BACKBONE = dict(
+    num_layers=1,
+    num_heads=2,
+    hidden_dim=16,
+    intermediate_dim=32,
+    embedding_dim=8,
+    max_sequence_length=16,
+    dropout=0.0,
+)
+
+
+def tiny_backbone(vocab_size: int, **changes):
+    """A one-layer `ElectraBackbone` for tests."""
+    from electra_keras.models.backbone import ElectraBackbone
+
+    return ElectraBackbone(vocab_size=vocab_size, **{**TINY_BACKBONE, **changes})
+
+
 # A pretrainer small enough for unit tests (about 20k parameters).
 TINY_OVERRIDES = {
     "model.vocab_size": 60,

@@ -14,11 +14,10 @@ import tensorflow_text  # noqa: F401 (registers the tokenizer ops for loading)
 
 from electra_keras.export import export_classifier, next_version
 from electra_keras.export.saved_model import CLASSIFY_METHOD_NAME
-from electra_keras.models.backbone import ElectraBackbone
 from electra_keras.models.classifier import ElectraClassifier
 from electra_keras.models.classifier_preprocessor import ElectraClassifierPreprocessor
 
-from conftest import run_python
+from conftest import run_python, tiny_backbone
 
 VOCAB = (
     "[PAD] [UNK] [CLS] [SEP] [MASK] the a film movie plot was is not good bad "
@@ -41,16 +40,7 @@ def tiny_classifier(num_labels=2, label_names=None, lowercase=True, seed=0):
     preprocessor = ElectraClassifierPreprocessor(
         VOCAB, lowercase=lowercase, seq_len=SEQ_LEN
     )
-    backbone = ElectraBackbone(
-        vocab_size=len(VOCAB),
-        num_layers=1,
-        num_heads=2,
-        hidden_dim=16,
-        intermediate_dim=32,
-        embedding_dim=8,
-        max_sequence_length=16,
-        dropout=0.0,
-    )
+    backbone = tiny_backbone(len(VOCAB))
     model = ElectraClassifier(
         backbone,
         num_labels,

@@ -19,7 +19,7 @@ from electra_keras.serving import GrpcClient, RestClient, ServingError
 from electra_keras.serving.model_config import ServedModelConfig, format_model_config
 from electra_keras.serving.testing import expected_scores, export_stand_in
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, tiny_backbone
 
 pytestmark = pytest.mark.slow
 
@@ -42,21 +42,12 @@ def _free_port():
 
 
 def _tiny_classifier(num_labels, label_names, seed):
-    from electra_keras.models.backbone import ElectraBackbone
     from electra_keras.models.classifier import ElectraClassifier
     from electra_keras.models.classifier_preprocessor import (
         ElectraClassifierPreprocessor,
     )
 
-    backbone = ElectraBackbone(
-        vocab_size=len(VOCAB),
-        num_layers=1,
-        num_heads=2,
-        hidden_dim=16,
-        intermediate_dim=32,
-        embedding_dim=8,
-        max_sequence_length=16,
-    )
+    backbone = tiny_backbone(len(VOCAB), dropout=0.1)
     model = ElectraClassifier(
         backbone,
         num_labels,
