@@ -188,3 +188,33 @@ def test_convert_command_both_ways(hf_discriminator, tmp_path, capsys):
     assert model.config.embedding_size == 8
     assert main(["convert", "--from", "hf", "x", "--to", "tf1", "y"]) == 2
     assert "not supported" in capsys.readouterr().err
+
+
+def test_converted_discriminator_fine_tunes(hf_discriminator, tmp_path):
+    import keras
+
+    from electra_keras.models.classifier import ElectraClassifier
+    from electra_keras.models.classifier_preprocessor import (
+        ElectraClassifierPreprocessor,
+    )
+
+    _, path = hf_discriminator
+    model, _ = convert_hf_to_keras(path)
+    model.save(tmp_path / "discriminator.keras")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [
+        f"w{i}" for i in range(45)
+    ]
+    preprocessor = ElectraClassifierPreprocessor(vocab, seq_len=12)
+    classifier = ElectraClassifier.from_pretrained(
+        str(tmp_path / "discriminator.keras"), 2, preprocessor=preprocessor
+    )
+    np.testing.assert_array_equal(
+        classifier.backbone.token_embedding.embeddings.numpy(),
+        model.backbone.token_embedding.embeddings.numpy(),
+    )
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    classifier.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss)
+    texts = ["w1 w2 w3", "w4 w5", "w6", "w7 w8"] * 4
+    x = preprocessor.preprocess_texts(texts)
+    history = classifier.fit(x, np.array([0, 1, 0, 1] * 4), epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
