@@ -17,17 +17,15 @@ def make_tokenizer():
     return ElectraTokenizer([*SPECIAL_TOKENS, *WORDS, "."])
 
 
-def _sentence(rng, low=1, high=8):
+def sentence(rng, low=1, high=8):
     words = [rng.choice(WORDS) for _ in range(rng.randint(low, high))]
     return " ".join([words[0].upper(), *words[1:]]) + " ."  # "W3 w1 w7 ."
 
 
-def _corpus(path, num_docs=30, seed=0, doc_per_line=False):
+def write_corpus(path, num_docs=30, seed=0, doc_per_line=False):
     """Documents of random sentences; returns the path and the documents."""
     rng = random.Random(seed)
-    docs = [
-        [_sentence(rng) for _ in range(rng.randint(1, 12))] for _ in range(num_docs)
-    ]
+    docs = [[sentence(rng) for _ in range(rng.randint(1, 12))] for _ in range(num_docs)]
     if doc_per_line:
         text = "\n".join(" ".join(doc) for doc in docs) + "\n"
     else:
@@ -36,7 +34,7 @@ def _corpus(path, num_docs=30, seed=0, doc_per_line=False):
     return str(path), docs
 
 
-def _check_invariants(example, seq_len, cls_id=CLS, sep_id=SEP):
+def check_invariants(example, seq_len, cls_id=CLS, sep_id=SEP):
     ids, segments, mask = (example[k] for k in pdata.FEATURES)
     for array in (ids, segments, mask):
         assert array.shape == (seq_len,) and array.dtype == np.int32
@@ -55,13 +53,13 @@ def _check_invariants(example, seq_len, cls_id=CLS, sep_id=SEP):
     return length, len(seps)
 
 
-def _content(example, sep_id=SEP):
+def content(example, sep_id=SEP):
     ids = example["token_ids"][: example["padding_mask"].sum()]
     return [int(t) for t in ids[1:] if t != sep_id]
 
 
 # === ExampleBuilder, on synthetic token streams ===
-def _stream(seed, num_docs, max_sentence, max_sentences=20):
+def stream(seed, num_docs, max_sentence, max_sentences=20):
     """Documents of sentences of unique, increasing token ids (from 10)."""
     rng = random.Random(seed)
     next_id = 10
@@ -76,7 +74,7 @@ def _stream(seed, num_docs, max_sentence, max_sentences=20):
     return docs
 
 
-def _build(docs, seq_len, **kwargs):
+def build(docs, seq_len, **kwargs):
     builder = ExampleBuilder(seq_len, CLS, SEP, **kwargs)
     examples = []
     for doc in docs:
@@ -90,12 +88,12 @@ def _build(docs, seq_len, **kwargs):
     return builder, examples
 
 
-def _long_document(seed, num_sentences=60_000):
+def long_document(seed, num_sentences=60_000):
     """One document of 1-3 token sentences."""
     rng = random.Random(seed)
     return [[[10] * rng.randint(1, 3) for _ in range(num_sentences)]]
 
 
-def _all_batches(dataset):
+def all_batches(dataset):
     batches = list(dataset.as_numpy_iterator())
     return {k: np.concatenate([b[k] for b in batches]) for k in pdata.FEATURES}

@@ -3,20 +3,7 @@
 import gzip
 
 import pytest
-from data_helpers import (  # noqa: F401
-    CLS,
-    SEP,
-    WORDS,
-    _all_batches,
-    _build,
-    _check_invariants,
-    _content,
-    _corpus,
-    _long_document,
-    _sentence,
-    _stream,
-    make_tokenizer,
-)
+from data_helpers import make_tokenizer, write_corpus
 
 from electra_keras.data.corpus import CorpusError, detect_format, resolve_corpus_files
 from electra_keras.data.pretraining_data import (
@@ -71,7 +58,7 @@ def test_unmatched_pattern_and_directory(tmp_path):
 
 
 def test_bad_file_fails_before_any_work(tmp_path, tokenizer):
-    good, _ = _corpus(tmp_path / "good.txt")
+    good, _ = write_corpus(tmp_path / "good.txt")
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"")
     with pytest.raises(CorpusError, match="bad.txt is empty"):
@@ -82,8 +69,8 @@ def test_bad_file_fails_before_any_work(tmp_path, tokenizer):
 
 
 def test_detect_format(tmp_path):
-    sentences, _ = _corpus(tmp_path / "s.txt")
-    docs, _ = _corpus(tmp_path / "d.txt", doc_per_line=True)
+    sentences, _ = write_corpus(tmp_path / "s.txt")
+    docs, _ = write_corpus(tmp_path / "d.txt", doc_per_line=True)
     assert detect_format(sentences) is False
     assert detect_format(docs) is True
 

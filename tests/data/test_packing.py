@@ -2,19 +2,14 @@
 
 import numpy as np
 import pytest
-from data_helpers import (  # noqa: F401
+from data_helpers import (
     CLS,
     SEP,
-    WORDS,
-    _all_batches,
-    _build,
-    _check_invariants,
-    _content,
-    _corpus,
-    _long_document,
-    _sentence,
-    _stream,
-    make_tokenizer,
+    build,
+    check_invariants,
+    content,
+    long_document,
+    stream,
 )
 
 from electra_keras.data.packing import ExampleBuilder
@@ -23,11 +18,11 @@ from electra_keras.data.packing import ExampleBuilder
 @pytest.mark.parametrize("seq_len", [8, 32, 128])
 def test_packing_invariants_and_token_accounting(seq_len):
     # Sentences up to 2 * seq_len long: some are longer than an example.
-    docs = _stream(seed=seq_len, num_docs=200, max_sentence=2 * seq_len)
-    builder, examples = _build(docs, seq_len, rng=1)
+    docs = stream(seed=seq_len, num_docs=200, max_sentence=2 * seq_len)
+    builder, examples = build(docs, seq_len, rng=1)
     for example in examples:
-        _check_invariants(example, seq_len)
-    kept = [token for example in examples for token in _content(example)]
+        check_invariants(example, seq_len)
+    kept = [token for example in examples for token in content(example)]
     # Kept tokens are in corpus order (ids only increase) and none is invented.
     assert all(a < b for a, b in zip(kept, kept[1:], strict=False))
     total = sum(len(s) for doc in docs for s in doc)
@@ -40,13 +35,13 @@ def test_all_tokens_kept_in_order_when_nothing_is_truncated():
     # Documents shorter than seq_len - 3 end before any target is reached.
     # Documents of at most 24 tokens never reach the target and never need
     # truncation (at most seq_len - 3 = 29 tokens fit).
-    docs = _stream(seed=3, num_docs=300, max_sentence=6, max_sentences=4)
-    builder, examples = _build(docs, seq_len=32, rng=0, short_seq_prob=0.0)
+    docs = stream(seed=3, num_docs=300, max_sentence=6, max_sentences=4)
+    builder, examples = build(docs, seq_len=32, rng=0, short_seq_prob=0.0)
     assert builder.num_truncated_tokens == 0
     assert len(examples) == len(docs)
     for doc, example in zip(docs, examples, strict=True):
-        _check_invariants(example, 32)
-        assert _content(example) == [token for sentence in doc for token in sentence]
+        check_invariants(example, 32)
+        assert content(example) == [token for sentence in doc for token in sentence]
     assert any(np.sum(e["token_ids"] == SEP) == 2 for e in examples)
 
 
@@ -68,30 +63,30 @@ def test_segment_split_of_one_example():
 def test_short_examples_at_the_set_rate():
     # In one long document of short sentences a full-target example is always
     # exactly seq_len long, so shorter ones come from short targets.
-    docs = _long_document(seed=5)
-    builder, examples = _build(docs, 64, rng=7, short_seq_prob=0.05)
+    docs = long_document(seed=5)
+    builder, examples = build(docs, 64, rng=7, short_seq_prob=0.05)
     lengths = np.array([e["padding_mask"].sum() for e in examples[:-1]])
     assert len(lengths) > 1500
     assert 0.03 < np.mean(lengths < 64) < 0.07
     assert lengths.min() >= 5
-    _, examples = _build(docs, 64, rng=7, short_seq_prob=0.0)
+    _, examples = build(docs, 64, rng=7, short_seq_prob=0.0)
     assert all(e["padding_mask"].sum() == 64 for e in examples[:-1])
 
 
 def test_single_segment_examples_at_the_set_rate():
-    docs = _long_document(seed=6)
-    _, examples = _build(docs, 64, rng=8, single_segment_prob=0.1)
+    docs = long_document(seed=6)
+    _, examples = build(docs, 64, rng=8, single_segment_prob=0.1)
     single = np.mean([np.sum(e["token_ids"] == SEP) == 1 for e in examples[:-1]])
     assert 0.08 < single < 0.12
-    _, examples = _build(docs, 64, rng=8, single_segment_prob=0.0)
+    _, examples = build(docs, 64, rng=8, single_segment_prob=0.0)
     assert all(np.sum(e["token_ids"] == SEP) == 2 for e in examples[:-1])
 
 
 def test_same_seed_same_examples():
-    docs = _stream(seed=9, num_docs=50, max_sentence=20)
-    _, a = _build(docs, 32, rng=4)
-    _, b = _build(docs, 32, rng=4)
-    _, c = _build(docs, 32, rng=5)
+    docs = stream(seed=9, num_docs=50, max_sentence=20)
+    _, a = build(docs, 32, rng=4)
+    _, b = build(docs, 32, rng=4)
+    _, c = build(docs, 32, rng=5)
     assert all(
         (x["token_ids"] == y["token_ids"]).all() for x, y in zip(a, b, strict=False)
     )

@@ -3,19 +3,15 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from data_helpers import (  # noqa: F401
+from data_helpers import (
     CLS,
     SEP,
     WORDS,
-    _all_batches,
-    _build,
-    _check_invariants,
-    _content,
-    _corpus,
-    _long_document,
-    _sentence,
-    _stream,
+    all_batches,
+    check_invariants,
+    content,
     make_tokenizer,
+    write_corpus,
 )
 
 from electra_keras.data import pretraining_data as pdata
@@ -43,13 +39,13 @@ def test_examples_from_text_by_hand(tmp_path, tokenizer):
 
 
 def test_both_formats_give_the_same_examples(tmp_path, tokenizer):
-    sentences, docs = _corpus(tmp_path / "s.txt", seed=2)
-    per_line, _ = _corpus(tmp_path / "d.txt", seed=2, doc_per_line=True)
+    sentences, docs = write_corpus(tmp_path / "s.txt", seed=2)
+    per_line, _ = write_corpus(tmp_path / "d.txt", seed=2, doc_per_line=True)
     a = list(pretraining_examples(sentences, tokenizer, 24, seed=3))
     b = list(pretraining_examples(per_line, tokenizer, 24, seed=3))
     assert len(a) == len(b) > 10
     for x, y in zip(a, b, strict=True):
-        _check_invariants(x, 24)
+        check_invariants(x, 24)
         for key in pdata.FEATURES:
             np.testing.assert_array_equal(x[key], y[key])
 
@@ -69,16 +65,16 @@ def test_sentences_longer_than_seq_len(tmp_path, tokenizer):
     path.write_text(" ".join(WORDS * 5) + "\nw1\n\nw2 w3\n")
     examples = list(pretraining_examples([str(path)], tokenizer, 16))
     for example in examples:
-        _check_invariants(example, 16)
-    assert _content(examples[0]) == list(range(5, 19))
-    assert _content(examples[-1]) == [7, 8]
+        check_invariants(example, 16)
+    assert content(examples[0]) == list(range(5, 19))
+    assert content(examples[-1]) == [7, 8]
 
 
 # === TFRecords ===
 
 
 def test_streaming_dataset(tmp_path, tokenizer):
-    corpus, _ = _corpus(tmp_path / "c.txt", num_docs=10)
+    corpus, _ = write_corpus(tmp_path / "c.txt", num_docs=10)
     dataset = make_pretraining_dataset(
         [corpus], tokenizer, 24, 8, seed=2, shuffle_buffer=64
     )
@@ -90,7 +86,7 @@ def test_streaming_dataset(tmp_path, tokenizer):
     ordered = make_pretraining_dataset(
         [corpus], tokenizer, 24, 1, shuffle=False, repeat=False, seed=2
     )
-    got = _all_batches(ordered)
+    got = all_batches(ordered)
     expected = list(pretraining_examples([corpus], tokenizer, 24, seed=2))
     np.testing.assert_array_equal(
         got["token_ids"], np.stack([e["token_ids"] for e in expected])
@@ -98,7 +94,7 @@ def test_streaming_dataset(tmp_path, tokenizer):
 
 
 def test_bad_arguments_fail_early(tmp_path, tokenizer):
-    corpus, _ = _corpus(tmp_path / "c.txt", num_docs=2)
+    corpus, _ = write_corpus(tmp_path / "c.txt", num_docs=2)
     with pytest.raises(ValueError, match="seq_len must be at least 5"):
         make_pretraining_dataset([corpus], tokenizer, 4, 2)
     with pytest.raises(ValueError, match=r"short_seq_prob must be in \[0, 1\]"):

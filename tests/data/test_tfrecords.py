@@ -6,20 +6,7 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from data_helpers import (  # noqa: F401
-    CLS,
-    SEP,
-    WORDS,
-    _all_batches,
-    _build,
-    _check_invariants,
-    _content,
-    _corpus,
-    _long_document,
-    _sentence,
-    _stream,
-    make_tokenizer,
-)
+from data_helpers import all_batches, check_invariants, make_tokenizer, write_corpus
 
 from electra_keras.data import pretraining_data as pdata
 from electra_keras.data.corpus import CorpusError
@@ -39,7 +26,7 @@ def tokenizer():
 
 
 def test_tfrecord_round_trip(tmp_path, tokenizer, capsys):
-    corpus, _ = _corpus(tmp_path / "c.txt", num_docs=40)
+    corpus, _ = write_corpus(tmp_path / "c.txt", num_docs=40)
     out = str(tmp_path / "records")
     shards = write_pretraining_tfrecords(
         [corpus], tokenizer, out, seq_len=24, num_shards=3, seed=1
@@ -59,13 +46,13 @@ def test_tfrecord_round_trip(tmp_path, tokenizer, capsys):
     dataset = load_pretraining_dataset(
         out, 24, batch_size=1, shuffle=False, repeat=False
     )
-    got = _all_batches(dataset)
+    got = all_batches(dataset)
     for key in pdata.FEATURES:
         np.testing.assert_array_equal(got[key], np.stack([e[key] for e in expected]))
 
 
 def test_loaded_dataset_static_shapes_and_shuffle(tmp_path, tokenizer):
-    corpus, _ = _corpus(tmp_path / "c.txt", num_docs=40)
+    corpus, _ = write_corpus(tmp_path / "c.txt", num_docs=40)
     out = str(tmp_path / "records")
     # An earlier run with more shards: its files must not be read again.
     write_pretraining_tfrecords([corpus], tokenizer, out, 16, num_shards=5, verbose=0)
@@ -82,11 +69,11 @@ def test_loaded_dataset_static_shapes_and_shuffle(tmp_path, tokenizer):
     assert len(batches) == 30
     for batch in batches:
         for row in range(4):
-            _check_invariants({k: batch[k][row] for k in pdata.FEATURES}, 24)
+            check_invariants({k: batch[k][row] for k in pdata.FEATURES}, 24)
 
 
 def test_metadata_mismatch(tmp_path, tokenizer):
-    corpus, _ = _corpus(tmp_path / "c.txt", num_docs=5)
+    corpus, _ = write_corpus(tmp_path / "c.txt", num_docs=5)
     out = str(tmp_path / "records")
     write_pretraining_tfrecords([corpus], tokenizer, out, 24, num_shards=1, verbose=0)
     with pytest.raises(MetadataMismatchError, match="metadata.json says .*seq_len=24"):

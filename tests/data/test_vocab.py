@@ -72,13 +72,13 @@ def test_binary_vocabulary_file(tmp_path):
         load_vocabulary(str(path))
 
 
-def _corpus(tmp_path):
+def write_corpus(tmp_path):
     lines = ["The cat sat on the mat.", "The cats sat.", "", "Dogs ran, the dog sat."]
     return _write(tmp_path, "\n".join(lines * 20) + "\n", "corpus.txt")
 
 
 def test_build_vocabulary_specials_first(tmp_path):
-    tokens = build_vocabulary([_corpus(tmp_path)], vocab_size=60)
+    tokens = build_vocabulary([write_corpus(tmp_path)], vocab_size=60)
     assert tokens[: len(SPECIAL_TOKENS)] == list(SPECIAL_TOKENS)
     assert len(tokens) <= 60 and len(set(tokens)) == len(tokens)
     for word in ("the", "cat", "sat", ".", ","):
@@ -87,7 +87,7 @@ def test_build_vocabulary_specials_first(tmp_path):
 
 
 def test_build_vocabulary_cased(tmp_path):
-    tokens = build_vocabulary([_corpus(tmp_path)], vocab_size=60, lowercase=False)
+    tokens = build_vocabulary([write_corpus(tmp_path)], vocab_size=60, lowercase=False)
     assert "The" in tokens and "the" in tokens
 
 
