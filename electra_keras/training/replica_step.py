@@ -24,6 +24,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from electra_keras.pretraining import masking
+from electra_keras.training.strategy import resolve_xla
 
 _SCALAR_KEYS = (
     "mlm_loss_sum",
@@ -58,7 +59,7 @@ class ReplicaXlaStepMixin:
         """
         jit = kwargs.pop("jit_compile", None)
         if xla is None:
-            xla = jit if isinstance(jit, bool) else _has_accelerator()
+            xla = jit if isinstance(jit, bool) else resolve_xla("auto")
         self.xla = bool(xla)
         self._replica_fns = {}
         # Sampling makes noise for every vocabulary entry of every predicted
@@ -81,16 +82,12 @@ class ReplicaXlaStepMixin:
         return None
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Every layer is built in `__init__`; only the optimizer's slots are
-        # missing. Keras' default builds symbolically from a data batch, which
-        # fails under MultiWorkerMirroredStrategy in Keras 3.15 ("Attempt to
-        # convert a value (PerReplica...)", tensorflow/tensorflow#72388).
-        strategy = getattr(self, "_distribute_strategy", None)
-        if strategy is None:
-            return
-        with strategy.scope():
-            if self.optimizer is not None and not self.optimizer.built:
-                self.optimizer.build(self.trainable_variables)
+        # Nothing to build: every layer is built in `__init__` and the
+        # optimizer in `compile()`. Keras' default builds symbolically from a
+        # data batch, which fails under MultiWorkerMirroredStrategy in Keras
+        # 3.15 ("Attempt to convert a value (PerReplica...)",
+        # tensorflow/tensorflow#72388).
+        return
 
     # --- per-replica compiled functions --------------------------------------
 
@@ -228,10 +225,4 @@ def _unpack(data):
 def _is_multi_worker(strategy) -> bool:
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
         strategy.extended._in_multi_worker_mode()  # noqa: SLF001
-    )
-
-
-def _has_accelerator() -> bool:
-    return bool(
-        tf.config.list_physical_devices("GPU") or tf.config.list_logical_devices("TPU")
     )
