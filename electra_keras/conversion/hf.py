@@ -10,7 +10,6 @@ model variable that no tensor fills is an error, never a silent random init.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from typing import Any
@@ -19,6 +18,11 @@ import numpy as np
 
 from electra_keras.config import ModelConfig
 from electra_keras.conversion import layout
+from electra_keras.conversion.report import (
+    ConversionError,
+    ConversionReport,
+    assign_weights,
+)
 
 SUPPORTED_ACTIVATIONS = {
     "gelu": "gelu",
@@ -27,26 +31,6 @@ SUPPORTED_ACTIVATIONS = {
     "gelu_pytorch_tanh": "gelu_approximate",
 }
 _TO_HF_ACTIVATION = {"gelu": "gelu", "relu": "relu", "gelu_approximate": "gelu_new"}
-
-
-class ConversionError(ValueError):
-    """A checkpoint cannot be represented or is incomplete."""
-
-
-@dataclasses.dataclass
-class ConversionReport:
-    """What a conversion did with each tensor."""
-
-    mapped: list[str] = dataclasses.field(default_factory=list)
-    skipped: dict[str, str] = dataclasses.field(default_factory=dict)
-    notices: list[str] = dataclasses.field(default_factory=list)
-
-    def summary(self) -> str:
-        lines = [f"mapped {len(self.mapped)} tensors"]
-        for key, why in sorted(self.skipped.items()):
-            lines.append(f"skipped {key}: {why}")
-        lines += [f"note: {n}" for n in self.notices]
-        return "\n".join(lines)
 
 
 # --- reading and writing checkpoints ---------------------------------------
@@ -222,22 +206,10 @@ def _detect(tensors: dict[str, np.ndarray]) -> tuple[str, str]:
 
 
 def _assign(entries, tensors, report: ConversionReport, used: set[str]) -> None:
-    missing = [key for _, key, _, _ in entries if key not in tensors]
-    if missing:
-        raise ConversionError(
-            f"The checkpoint lacks {len(missing)} tensor(s) the model needs, e.g. "
-            f"{', '.join(missing[:5])}. Is the config right for this checkpoint?"
-        )
-    for variable, key, fn, _ in entries:
-        value = fn(tensors[key])
-        if tuple(value.shape) != tuple(variable.shape):
-            raise ConversionError(
-                f"{key}: shape {tuple(tensors[key].shape)} does not fit "
-                f"{variable.path} {tuple(variable.shape)}."
-            )
-        variable.assign(value.astype(np.float32))
-        used.add(key)
-        report.mapped.append(key)
+    keras_entries = [
+        (variable, key, to_keras) for variable, key, to_keras, _ in entries
+    ]
+    assign_weights(keras_entries, tensors.__getitem__, tensors, report, used)
 
 
 def convert_hf_to_keras(path: str, kind: str = "auto"):

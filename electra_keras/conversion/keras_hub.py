@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from electra_keras.conversion.hf import ConversionError, ConversionReport
+from electra_keras.conversion.report import ConversionError, ConversionReport
 
 
 def _pairs(ours, theirs):

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from electra_keras.config import ModelConfig, PretrainingConfig
 from electra_keras.conversion import layout
-from electra_keras.conversion.hf import ConversionError, ConversionReport
+from electra_keras.conversion.report import (
+    ConversionError,
+    ConversionReport,
+    assign_weights,
+)
 
 _LAYER_PARTS = {
     "query": "attention/self/query",
@@ -152,28 +154,23 @@ def convert_tf1_checkpoint(
         for v, r in layout.masked_lm_head_roles(model.generator_head)
     ]
 
-    missing = [name for _, name, _ in entries if name not in shapes]
-    if missing:
-        raise ConversionError(
-            f"The checkpoint lacks {len(missing)} variable(s) the model needs, e.g. "
-            f"{', '.join(missing[:5])}."
+    used: set[str] = set()
+
+    def to_keras(name, role):
+        scope = (
+            model.generator if name.startswith("generator/") else model.discriminator
         )
-    used = set()
-    for variable, name, role in entries:
-        heads = (
-            model.generator.num_heads
-            if name.startswith("generator/")
-            else model.discriminator.num_heads
+        return lambda value: layout.attention_kernel_to_keras(
+            value, role, scope.num_heads
         )
-        value = layout.attention_kernel_to_keras(reader.get_tensor(name), role, heads)
-        if tuple(value.shape) != tuple(variable.shape):
-            raise ConversionError(
-                f"{name}: shape {tuple(shapes[name])} does not fit {variable.path} "
-                f"{tuple(variable.shape)}."
-            )
-        variable.assign(np.asarray(value, np.float32))
-        used.add(name)
-        report.mapped.append(name)
+
+    assign_weights(
+        [(v, name, to_keras(name, role)) for v, name, role in entries],
+        reader.get_tensor,
+        shapes,
+        report,
+        used,
+    )
     optimizer_state = [n for n in shapes if _is_optimizer_state(n)]
     unexplained = sorted(set(shapes) - used - set(optimizer_state))
     if unexplained:
