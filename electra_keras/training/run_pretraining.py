@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shutil
 import time
@@ -306,8 +307,8 @@ def _backup_step(backup_dir: str, steps_per_epoch: int) -> int:
 
 
 def _describe(config: PretrainingConfig, model) -> str:
-    params = sum(int(v.numpy().size) for v in model.trainable_variables)
-    disc = sum(int(v.numpy().size) for v in model.discriminator.trainable_variables)
+    params = sum(math.prod(v.shape) for v in model.trainable_variables)
+    disc = sum(math.prod(v.shape) for v in model.discriminator.trainable_variables)
     kind = "ELECTRA" if config.electra_objective else "MLM"
     return f"{kind} ({params / 1e6:.1f}M parameters, discriminator {disc / 1e6:.1f}M)"
 
