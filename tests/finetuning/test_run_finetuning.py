@@ -9,19 +9,12 @@ from electra_keras.finetuning import run_finetuning
 from electra_keras.finetuning.tasks import TaskDataError
 from electra_keras.models.backbone import ElectraBackbone
 
+from conftest import TINY_BACKBONE
+
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 VOCAB += ["good", "great", "fine", "bad", "awful", "dull", "film", "a", "movie", "!"]
 
-CONFIG = ModelConfig(
-    vocab_size=len(VOCAB),
-    num_layers=1,
-    num_heads=2,
-    hidden_dim=16,
-    intermediate_dim=32,
-    embedding_dim=8,
-    max_sequence_length=16,
-    dropout=0.0,
-)
+CONFIG = ModelConfig(vocab_size=len(VOCAB), **TINY_BACKBONE)
 
 # A random one-layer backbone learns the one-word task in about 50 steps.
 FAST = dict(

@@ -4,18 +4,9 @@ import pytest
 
 from electra_keras.models.backbone import ElectraBackbone
 
-from conftest import make_token_batch
+from conftest import TINY_BACKBONE, make_token_batch
 
-KWARGS = dict(
-    vocab_size=60,
-    num_layers=2,
-    num_heads=2,
-    hidden_dim=16,
-    intermediate_dim=32,
-    embedding_dim=8,
-    max_sequence_length=16,
-    dropout=0.0,
-)
+KWARGS = dict(TINY_BACKBONE, vocab_size=60, num_layers=2)
 
 
 def test_output_shape_and_projection():

@@ -14,21 +14,12 @@ from electra_keras.models.classifier_preprocessor import (
     ElectraClassifierPreprocessor,
 )
 
-from conftest import run_python
+from conftest import TINY_BACKBONE, run_python
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 VOCAB += ["a", "b", "c", "good", "bad", "film", "the", "##s", "!"]
 
-CONFIG = ModelConfig(
-    vocab_size=len(VOCAB),
-    num_layers=2,
-    num_heads=2,
-    hidden_dim=16,
-    intermediate_dim=32,
-    embedding_dim=8,
-    max_sequence_length=16,
-    dropout=0.0,
-)
+CONFIG = ModelConfig(**dict(TINY_BACKBONE, vocab_size=len(VOCAB), num_layers=2))
 
 
 def _classifier(num_labels=2, **kwargs):
