@@ -322,32 +322,30 @@ def save_hf(model, out_dir: str) -> ConversionReport:
     from electra_keras.models.masked_lm import ElectraMaskedLM
 
     report = ConversionReport()
-    if isinstance(model, ElectraDiscriminator):
+    if isinstance(model, ElectraBackbone):
+        backbone, prefix, architecture, head_roles = model, "", "ElectraModel", []
+    elif isinstance(model, ElectraDiscriminator):
         backbone, prefix, architecture = (
             model.backbone,
             "electra.",
             "ElectraForPreTraining",
         )
-        roles = layout.backbone_roles(backbone)
-        heads_roles = layout.discriminator_head_roles(model.head)
+        head_roles = layout.discriminator_head_roles(model.head)
     elif isinstance(model, ElectraMaskedLM):
         backbone, prefix, architecture = (
             model.backbone,
             "electra.",
             "ElectraForMaskedLM",
         )
-        roles = layout.backbone_roles(backbone)
-        heads_roles = layout.masked_lm_head_roles(model.head)
-    elif isinstance(model, ElectraBackbone):
-        backbone, prefix, architecture = model, "", "ElectraModel"
-        roles, heads_roles = layout.backbone_roles(backbone), []
+        head_roles = layout.masked_lm_head_roles(model.head)
     else:
         raise ConversionError(
             f"Cannot write a {type(model).__name__}: expected an ElectraBackbone, "
             "ElectraDiscriminator or ElectraMaskedLM."
         )
-    entries = _entries(roles, prefix, backbone.num_heads)
-    entries += _entries(heads_roles, "", backbone.num_heads)
+    heads = backbone.num_heads
+    entries = _entries(layout.backbone_roles(backbone), prefix, heads)
+    entries += _entries(head_roles, "", heads)
     tensors = {}
     for variable, key, _, to_hf in entries:
         tensors[key] = np.ascontiguousarray(
