@@ -54,11 +54,11 @@ def _tokenize_lines_fn(tokenizer: ElectraTokenizer, doc_per_line: bool):
     return tokenize
 
 
-def _tokenized_sentences(
+def tokenized_sentences(
     files: Sequence[str],
     tokenizer: ElectraTokenizer,
     doc_per_line: Sequence[bool],
-    progress: _Progress | None = None,
+    progress: Progress | None = None,
     lines_per_batch: int = 256,
 ) -> Iterator[list[int] | None]:
     """Yields each sentence's ids in corpus order, and None at document ends."""
@@ -92,7 +92,8 @@ def _tokenized_sentences(
             progress.files += 1
 
 
-def _formats(files: Sequence[str], doc_per_line: bool | None) -> list[bool]:
+def corpus_formats(files: Sequence[str], doc_per_line: bool | None) -> list[bool]:
+    """Per file, True for one document per line (detected when None)."""
     if doc_per_line is None:
         return [detect_format(path) for path in files]
     return [bool(doc_per_line)] * len(files)
@@ -127,18 +128,21 @@ def pretraining_examples(
         `segment_ids`, `padding_mask`.
     """
     paths = resolve_corpus_files(files)
-    formats = _formats(paths, doc_per_line)
-    builder = _builder(tokenizer, seq_len, seed, short_seq_prob, single_segment_prob)
-    return _examples(builder, _tokenized_sentences(paths, tokenizer, formats))
+    formats = corpus_formats(paths, doc_per_line)
+    builder = example_builder(
+        tokenizer, seq_len, seed, short_seq_prob, single_segment_prob
+    )
+    return pack_sentences(builder, tokenized_sentences(paths, tokenizer, formats))
 
 
-def _builder(
+def example_builder(
     tokenizer: ElectraTokenizer,
     seq_len: int,
     seed: int,
     short_seq_prob: float,
     single_segment_prob: float,
 ) -> ExampleBuilder:
+    """An `ExampleBuilder` with the tokenizer's special ids."""
     return ExampleBuilder(
         seq_len,
         tokenizer.cls_id,
@@ -150,9 +154,10 @@ def _builder(
     )
 
 
-def _examples(
+def pack_sentences(
     builder: ExampleBuilder, sentences: Iterator[list[int] | None]
 ) -> Iterator[dict[str, np.ndarray]]:
+    """Packed examples from tokenized sentences (None marks a document end)."""
     for sentence in sentences:
         if sentence is None:
             example = builder.end_document()
@@ -198,17 +203,19 @@ def make_pretraining_dataset(
         int32 of static shape [batch_size, seq_len].
     """
     paths = resolve_corpus_files(files)
-    formats = _formats(paths, doc_per_line)
-    _builder(tokenizer, seq_len, seed, short_seq_prob, single_segment_prob)  # Checks.
+    formats = corpus_formats(paths, doc_per_line)
+    example_builder(
+        tokenizer, seq_len, seed, short_seq_prob, single_segment_prob
+    )  # Checks.
 
     def generate():
         epoch = 0
         while True:
-            builder = _builder(
+            builder = example_builder(
                 tokenizer, seq_len, seed + epoch, short_seq_prob, single_segment_prob
             )
-            sentences = _tokenized_sentences(paths, tokenizer, formats)
-            yield from _examples(builder, sentences)
+            sentences = tokenized_sentences(paths, tokenizer, formats)
+            yield from pack_sentences(builder, sentences)
             epoch += 1
             if not repeat:
                 return
@@ -221,7 +228,7 @@ def make_pretraining_dataset(
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-class _Progress:
+class Progress:
     """One status line: files and lines done, examples written, examples/s."""
 
     def __init__(self, num_files: int, verbose: bool) -> None:

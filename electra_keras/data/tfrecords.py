@@ -18,11 +18,11 @@ import tensorflow as tf
 from electra_keras.data import cache
 from electra_keras.data.corpus import CorpusError, resolve_corpus_files
 from electra_keras.data.pretraining_data import (
-    _builder,
-    _examples,
-    _formats,
-    _Progress,
-    _tokenized_sentences,
+    Progress,
+    corpus_formats,
+    example_builder,
+    pack_sentences,
+    tokenized_sentences,
 )
 from electra_keras.data.tokenizer import ElectraTokenizer
 
@@ -86,8 +86,10 @@ def write_pretraining_tfrecords(
     if num_shards < 1:
         raise ValueError(f"num_shards must be at least 1, got {num_shards}.")
     paths = resolve_corpus_files(files)
-    formats = _formats(paths, doc_per_line)
-    builder = _builder(tokenizer, seq_len, seed, short_seq_prob, single_segment_prob)
+    formats = corpus_formats(paths, doc_per_line)
+    builder = example_builder(
+        tokenizer, seq_len, seed, short_seq_prob, single_segment_prob
+    )
     os.makedirs(output_dir, exist_ok=True)
     # Remove what an earlier run left (metadata first: it marks a complete set).
     stale = [os.path.join(output_dir, METADATA_FILE)]
@@ -112,11 +114,11 @@ def write_pretraining_tfrecords(
                 else "one sentence per line, blank lines between documents"
             )
             print(f"  {path}: {layout}", flush=True)
-    progress = _Progress(len(paths), verbose)
-    sentences = _tokenized_sentences(paths, tokenizer, formats, progress)
+    progress = Progress(len(paths), verbose)
+    sentences = tokenized_sentences(paths, tokenizer, formats, progress)
     writers = [tf.io.TFRecordWriter(path) for path in shards]
     try:
-        for example in _examples(builder, sentences):
+        for example in pack_sentences(builder, sentences):
             writers[progress.examples % num_shards].write(_serialize(example))
             progress.examples += 1
             progress.update()
