@@ -63,8 +63,9 @@ class ReplicaXlaStepMixin:
         self.xla = bool(xla)
         self._replica_fns = {}
         # Sampling makes noise for every vocabulary entry of every predicted
-        # slot: a long chain of elementwise ops that XLA fuses into one loop
-        # (about 3x faster on CPU), so it is compiled even when `xla` is off.
+        # slot: a long chain of elementwise ops that XLA fuses into one loop,
+        # so it is compiled even when `xla` is off (measured by hand on 2 CPU
+        # cores, tiny preset, batch 32: a train step of 490 ms instead of 775).
         self._fused_sampler = tf.function(
             self.sample_replacements, jit_compile=True, reduce_retracing=True
         )
