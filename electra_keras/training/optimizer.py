@@ -156,6 +156,7 @@ def create_optimizer(
         beta_2=0.999,
         epsilon=config.adam_epsilon,
         global_clipnorm=config.clipnorm or None,
+        bias_correction=config.adam_bias_correction,
     )
     if config.mixed_precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
