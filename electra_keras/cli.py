@@ -40,6 +40,25 @@ def _add_pretrain_parser(subparsers) -> None:
     p.add_argument(
         "--build-vocab", type=int, metavar="SIZE", help="Learn a WordPiece vocab."
     )
+    p.add_argument(
+        "--eval-corpus",
+        nargs="+",
+        help="Held-out text files or globs for evaluation (default: WikiText-2 "
+        "valid with the demo corpus, else --eval-fraction of --corpus).",
+    )
+    p.add_argument(
+        "--eval-fraction",
+        type=float,
+        help="Fraction of packed examples held out when there is no --eval-corpus.",
+    )
+    p.add_argument(
+        "--eval-steps", type=int, help="Eval batches per evaluation (0: none)."
+    )
+    p.add_argument(
+        "--stop-on-collapse",
+        action="store_true",
+        help="Stop when the collapse guard finds the run degenerate.",
+    )
     p.add_argument("--output-dir", default="runs/pretrain", help="Run directory.")
     p.add_argument(
         "--overwrite", action="store_true", help="Delete the run directory first."
@@ -101,6 +120,8 @@ _FLAG_TO_FIELD = {
     "temperature": "temperature",
     "disc_weight": "disc_weight",
     "seed": "seed",
+    "eval_fraction": "eval_fraction",
+    "eval_steps": "eval_steps",
 }
 
 
@@ -128,6 +149,8 @@ def pretrain_config_from_args(args: argparse.Namespace):
         changes["electra_objective"] = False
     if args.cased:
         changes["lowercase"] = False
+    if args.stop_on_collapse:
+        changes["stop_on_collapse"] = True
     for item in args.set:
         if "=" not in item:
             raise ConfigError(f"--set expects KEY=VALUE, got {item!r}.")
@@ -152,13 +175,53 @@ def _pretrain(args: argparse.Namespace) -> int:
         vocab=args.vocab,
         build_vocab_size=args.build_vocab,
         num_shards=args.num_shards,
+        eval_corpus=args.eval_corpus,
     )
-    print(
-        f"Done: {result.steps} steps in {result.seconds:.0f}s. Discriminator: "
-        f"{result.discriminator_path}",
-        flush=True,
-    )
+    print(summarize_pretraining(result), flush=True)
     return 0
+
+
+def summarize_pretraining(result) -> str:
+    """The closing summary: eval metrics against their references, a verdict."""
+    metrics = result.metrics
+    lines = [f"Done: {result.steps} steps in {result.seconds:.0f}s."]
+    evals, unigram = metrics.get("eval") or {}, metrics.get("unigram_entropy")
+    if evals:
+        lines.append(
+            f"  eval MLM loss {evals['mlm_loss']:.3f} (unigram entropy "
+            f"{unigram:.3f}), MLM accuracy {evals['mlm_accuracy']:.3f}"
+        )
+        if metrics.get("objective") == "electra":
+            lines.append(
+                f"  eval discriminator AUC {evals['disc_auc']:.3f}, accuracy "
+                f"{evals['disc_accuracy']:.3f}, loss {evals['disc_loss']:.4f} "
+                f"(prior's entropy {metrics['prior_entropy']:.4f}), precision "
+                f"{evals['disc_precision']:.3f}, recall {evals['disc_recall']:.3f}"
+            )
+        learned = evals["mlm_loss"] < unigram - 0.1
+        if metrics.get("objective") == "electra":
+            learned = learned and evals["disc_auc"] >= 0.8
+        verdict = (
+            "the run learned context (MLM loss below the unigram entropy"
+            + (
+                ", discriminator AUC >= 0.8"
+                if metrics["objective"] == "electra"
+                else ""
+            )
+            + ")."
+            if learned
+            else "the run has NOT learned context yet (see the numbers above and "
+            "any collapse warning); it needs more steps or another recipe."
+        )
+        lines.append("  Verdict: " + verdict)
+    if metrics.get("collapse", {}).get("fired"):
+        lines.append("  The collapse guard fired during the run (see above).")
+    lines.append(f"  Discriminator: {result.discriminator_path}")
+    lines.append(
+        "  Next: electra-keras finetune --task mr --pretrained "
+        f"{result.discriminator_path}"
+    )
+    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:

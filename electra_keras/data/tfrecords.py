@@ -58,6 +58,8 @@ def write_pretraining_tfrecords(
     single_segment_prob: float = 0.1,
     doc_per_line: bool | None = None,
     verbose: bool = True,
+    holdout_every: int = 0,
+    holdout_dir: str | None = None,
 ) -> list[str]:
     """Packs a corpus into sharded TFRecords plus a `metadata.json`.
 
@@ -79,28 +81,25 @@ def write_pretraining_tfrecords(
         single_segment_prob: see `ExampleBuilder`.
         doc_per_line: see `pretraining_examples`.
         verbose: show a progress line.
+        holdout_every: with `holdout_dir`, every `holdout_every`-th example
+            goes to one held-out shard there (with its own metadata) instead
+            of the training shards: an evaluation split of the same corpus.
+        holdout_dir: directory of the held-out shard.
 
     Returns:
         The shard paths.
     """
     if num_shards < 1:
         raise ValueError(f"num_shards must be at least 1, got {num_shards}.")
+    if holdout_dir is not None and holdout_every < 2:
+        raise ValueError(f"holdout_every must be at least 2, got {holdout_every}.")
     paths = resolve_corpus_files(files)
     formats = corpus_formats(paths, doc_per_line)
     builder = example_builder(
         tokenizer, seq_len, seed, short_seq_prob, single_segment_prob
     )
-    os.makedirs(output_dir, exist_ok=True)
-    # Remove what an earlier run left (metadata first: it marks a complete set).
-    stale = [os.path.join(output_dir, METADATA_FILE)]
-    stale += glob.glob(os.path.join(output_dir, f"{SHARD_PREFIX}-*"))
-    for path in stale:
-        if os.path.isfile(path):
-            os.remove(path)
-    shards = [
-        os.path.join(output_dir, f"{SHARD_PREFIX}-{i:05d}-of-{num_shards:05d}")
-        for i in range(num_shards)
-    ]
+    shards = _fresh_shards(output_dir, num_shards)
+    holdout = _fresh_shards(holdout_dir, 1) if holdout_dir else []
     if verbose:
         print(
             f"Writing pretraining examples (seq_len {seq_len}) from {len(paths)} "
@@ -116,10 +115,16 @@ def write_pretraining_tfrecords(
             print(f"  {path}: {layout}", flush=True)
     progress = Progress(len(paths), verbose)
     sentences = tokenized_sentences(paths, tokenizer, formats, progress)
-    writers = [tf.io.TFRecordWriter(path) for path in shards]
+    writers = [tf.io.TFRecordWriter(path) for path in shards + holdout]
+    num_train = num_held_out = 0
     try:
-        for example in pack_sentences(builder, sentences):
-            writers[progress.examples % num_shards].write(_serialize(example))
+        for index, example in enumerate(pack_sentences(builder, sentences)):
+            if holdout and index % holdout_every == holdout_every - 1:
+                writers[-1].write(_serialize(example))
+                num_held_out += 1
+            else:
+                writers[num_train % num_shards].write(_serialize(example))
+                num_train += 1
             progress.examples += 1
             progress.update()
     finally:
@@ -130,7 +135,7 @@ def write_pretraining_tfrecords(
         "seq_len": seq_len,
         "vocab_size": tokenizer.vocab_size,
         "lowercase": tokenizer.lowercase,
-        "num_examples": builder.num_examples,
+        "num_examples": num_train,
         "num_tokens": builder.num_tokens,
         "num_truncated_tokens": builder.num_truncated_tokens,
         "shards": [os.path.basename(path) for path in shards],
@@ -141,17 +146,47 @@ def write_pretraining_tfrecords(
         "single_segment_prob": single_segment_prob,
         "features": {"token_ids": "input_ids", "padding_mask": "input_mask"},
     }
-    cache.atomic_write_text(
-        os.path.join(output_dir, METADATA_FILE), json.dumps(metadata, indent=2) + "\n"
-    )
+    if holdout:
+        held_out = dict(
+            metadata,
+            num_examples=num_held_out,
+            shards=[os.path.basename(holdout[0])],
+            held_out_every=holdout_every,
+        )
+        _write_metadata(holdout_dir, held_out)
+        metadata["held_out"] = {"directory": holdout_dir, "every": holdout_every}
+    # Written last: its presence marks a complete set of shards.
+    _write_metadata(output_dir, metadata)
     if verbose:
+        held = f", {num_held_out:,} held out for evaluation" if holdout else ""
         print(
-            f"Wrote {builder.num_examples:,} examples "
+            f"Wrote {num_train:,} examples{held} "
             f"({builder.num_truncated_tokens:,} of {builder.num_tokens:,} tokens "
             f"truncated away) and {METADATA_FILE}.",
             flush=True,
         )
     return shards
+
+
+def _fresh_shards(directory: str, num_shards: int) -> list[str]:
+    """Shard paths in `directory`, after removing what an earlier run left."""
+    os.makedirs(directory, exist_ok=True)
+    # Metadata first: it marks a complete set.
+    stale = [os.path.join(directory, METADATA_FILE)]
+    stale += glob.glob(os.path.join(directory, f"{SHARD_PREFIX}-*"))
+    for path in stale:
+        if os.path.isfile(path):
+            os.remove(path)
+    return [
+        os.path.join(directory, f"{SHARD_PREFIX}-{i:05d}-of-{num_shards:05d}")
+        for i in range(num_shards)
+    ]
+
+
+def _write_metadata(directory: str, metadata: dict[str, Any]) -> None:
+    cache.atomic_write_text(
+        os.path.join(directory, METADATA_FILE), json.dumps(metadata, indent=2) + "\n"
+    )
 
 
 def read_metadata(directory: str) -> dict[str, Any] | None:

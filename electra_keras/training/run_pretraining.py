@@ -6,11 +6,14 @@ training). A run directory holds:
     config.json          the PretrainingConfig (resuming needs the same one)
     vocab.txt            the vocabulary the run was trained with
     data/                packed TFRecord shards + metadata.json
+    data/eval/           the held-out eval shard (eval corpus or eval_fraction)
     backup/              resume state (BackupAndRestore), removed when done
     checkpoints/         the last few `step-N.weights.h5`
     logs/                TensorBoard
     pretrainer.keras     generator + discriminator + heads, at the end
     discriminator.keras  the discriminator backbone alone, for fine-tuning
+    metrics.json         final train and eval metrics, the unigram entropy of
+                         the eval data, the prior's entropy, collapse events
 """
 
 from __future__ import annotations
@@ -33,7 +36,14 @@ PRETRAINER_FILE = "pretrainer.keras"
 
 # Fields that may change when a run is resumed: they do not change the model,
 # the data or the optimisation.
-_RESUMABLE_FIELDS = ("strategy", "num_cpu_replicas", "xla", "steps_per_execution")
+_RESUMABLE_FIELDS = (
+    "strategy",
+    "num_cpu_replicas",
+    "xla",
+    "steps_per_execution",
+    "eval_steps",
+    "stop_on_collapse",
+)
 
 
 class RunDirectoryError(ValueError):
@@ -50,6 +60,8 @@ class PretrainingResult:
     history: dict[str, list[float]]
     steps: int
     seconds: float
+    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    metrics_path: str | None = None
 
 
 def run_pretraining(
@@ -60,6 +72,7 @@ def run_pretraining(
     build_vocab_size: int | None = None,
     num_shards: int = 4,
     verbose: int | str = "auto",
+    eval_corpus: Sequence[str] | None = None,
 ) -> PretrainingResult:
     """Pretrains ELECTRA (or MLM) on a text corpus; resumes an interrupted run.
 
@@ -72,6 +85,9 @@ def run_pretraining(
         build_vocab_size: Size of a WordPiece vocabulary to learn.
         num_shards: TFRecord shards to write.
         verbose: Keras `fit` verbosity (progress bar by default).
+        eval_corpus: Text files or globs for evaluation. None: the WikiText-2
+            validation split with the demo corpus, else every
+            `1 / config.eval_fraction`-th packed example of `corpus`.
 
     Returns:
         A `PretrainingResult`.
@@ -86,6 +102,9 @@ def run_pretraining(
     corpus_files = None
     if corpus:
         corpus_files = corpus_lib.resolve_corpus_files(list(corpus))
+    eval_files = None
+    if eval_corpus:
+        eval_files = corpus_lib.resolve_corpus_files(list(eval_corpus))
     if vocab is not None and build_vocab_size is not None:
         raise ConfigError(
             "Pass either a vocabulary file or a size to build one, not both."
@@ -117,6 +136,8 @@ def run_pretraining(
 
         print("No --corpus given: using the WikiText-2 demo corpus.", flush=True)
         corpus_files = [download_wikitext2(split="train")]
+        if eval_files is None:
+            eval_files = [download_wikitext2(split="valid")]
     if tokens is None:
         if build_vocab_size:
             print(
@@ -140,24 +161,39 @@ def run_pretraining(
 
     tokenizer = ElectraTokenizer(tokens, lowercase=config.lowercase)
     data_dir = os.path.join(output_dir, "data")
+    eval_dir = os.path.join(data_dir, "eval")
+    evaluate = config.eval_steps > 0 and (eval_files or config.eval_fraction > 0)
+    packing = dict(
+        seq_len=config.seq_len,
+        seed=config.seed,
+        short_seq_prob=config.short_seq_prob,
+        single_segment_prob=config.single_segment_prob,
+    )
     metadata = tfrecords.read_metadata(data_dir)
     if metadata is None:
+        holdout = evaluate and not eval_files
         tfrecords.write_pretraining_tfrecords(
             corpus_files,
             tokenizer,
             data_dir,
-            seq_len=config.seq_len,
             num_shards=num_shards,
-            seed=config.seed,
-            short_seq_prob=config.short_seq_prob,
-            single_segment_prob=config.single_segment_prob,
+            holdout_every=round(1 / config.eval_fraction) if holdout else 0,
+            holdout_dir=eval_dir if holdout else None,
+            **packing,
+        )
+    if evaluate and eval_files and tfrecords.read_metadata(eval_dir) is None:
+        print("Packing the eval corpus:", flush=True)
+        tfrecords.write_pretraining_tfrecords(
+            eval_files, tokenizer, eval_dir, num_shards=1, **packing
         )
 
     # --- 3. model -------------------------------------------------------------
     import keras
 
     from electra_keras.models.pretrainer import ElectraPretrainer
+    from electra_keras.training import evaluation
     from electra_keras.training.callbacks import PeriodicCheckpoint
+    from electra_keras.training.collapse_guard import CollapseGuard
     from electra_keras.training.optimizer import create_optimizer
 
     keras.utils.set_random_seed(config.seed)
@@ -192,7 +228,26 @@ def run_pretraining(
         vocab_size=len(tokens),
         lowercase=config.lowercase,
     )
+    eval_dataset, unigram = None, None
+    probe_batch = next(iter(dataset.take(1)))
+    if evaluate:
+        eval_dataset, unigram, probe_batch = _eval_data(
+            eval_dir, config, tokens, special_ids
+        )
+        print(
+            f"Eval: {config.eval_steps} batches of {eval_dir} every "
+            f"{config.steps_per_epoch} steps, in eval mode with fixed masks. Unigram "
+            f"entropy of the eval tokens: {unigram:.3f} nats (an MLM loss near it "
+            "means the generator learned frequencies, not context).",
+            flush=True,
+        )
+    guard = CollapseGuard(
+        warmup_steps=config.warmup_steps,
+        probe_batch=probe_batch,
+        stop=config.stop_on_collapse,
+    )
     callbacks = [
+        guard,
         keras.callbacks.BackupAndRestore(
             backup_dir, save_freq="epoch", double_checkpoint=True
         ),
@@ -217,6 +272,7 @@ def run_pretraining(
         callbacks=callbacks,
         shuffle=False,
         verbose=verbose,
+        validation_data=eval_dataset,
     )
 
     # --- 5. outputs -------------------------------------------------------------
@@ -225,18 +281,89 @@ def run_pretraining(
     model.save(pretrainer_path)
     model.discriminator.save(discriminator_path)
     steps = int(model.optimizer.iterations.numpy())
+    history = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    metrics = _final_metrics(config, history, unigram, guard, steps)
+    metrics["seconds"] = time.time() - start
+    metrics_path = evaluation.write_metrics(output_dir, metrics)
     print(
-        f"Saved {discriminator_path} (for fine-tuning) and {pretrainer_path}.",
+        f"Saved {discriminator_path} (for fine-tuning), {pretrainer_path} and "
+        f"{metrics_path}.",
         flush=True,
     )
     return PretrainingResult(
         output_dir=output_dir,
         discriminator_path=discriminator_path,
         pretrainer_path=pretrainer_path,
-        history={k: [float(v) for v in vs] for k, vs in history.history.items()},
+        history=history,
         steps=steps,
         seconds=time.time() - start,
+        metrics=metrics,
+        metrics_path=metrics_path,
     )
+
+
+def _eval_data(eval_dir, config, tokens, special_ids):
+    """The eval dataset (repeated, unshuffled), its unigram entropy, a probe batch."""
+    from electra_keras.data import tfrecords
+    from electra_keras.training import evaluation
+
+    metadata = tfrecords.read_metadata(eval_dir) or {}
+    if metadata.get("num_examples", 0) < config.batch_size:
+        raise ConfigError(
+            f"The eval data in {eval_dir} has {metadata.get('num_examples', 0)} "
+            f"examples, fewer than one batch ({config.batch_size}); give a larger "
+            "--eval-corpus, raise eval_fraction, or set eval_steps=0."
+        )
+    # Finite and cached: every evaluation reads the same first `eval_steps`
+    # batches from the start (Keras keeps a repeated dataset's iterator going).
+    dataset = (
+        tfrecords.load_pretraining_dataset(
+            eval_dir,
+            seq_len=config.seq_len,
+            batch_size=config.batch_size,
+            shuffle=False,
+            repeat=False,
+            vocab_size=len(tokens),
+            lowercase=config.lowercase,
+        )
+        .take(config.eval_steps)
+        .cache()
+    )
+    batches = list(dataset)
+    unigram = evaluation.unigram_entropy(
+        [{k: v.numpy() for k, v in b.items()} for b in batches],
+        special_ids.values(),
+    )
+    return dataset, unigram, batches[0]
+
+
+def _final_metrics(config, history, unigram, guard, steps) -> dict[str, Any]:
+    from electra_keras.training import evaluation
+
+    last = {k: v[-1] for k, v in history.items() if v}
+    train = {k: v for k, v in last.items() if not k.startswith("val_")}
+    evals = {k[4:]: v for k, v in last.items() if k.startswith("val_")}
+    if evals:
+        evals = {
+            key: evals.get(key, float("nan")) for key in evaluation.EVAL_KEYS
+        } | evals
+    fraction = evals.get("replaced_fraction", train.get("replaced_fraction"))
+    return {
+        "objective": "electra" if config.electra_objective else "mlm",
+        "steps": steps,
+        "train": train,
+        "eval": evals,
+        "unigram_entropy": unigram,
+        "prior_entropy": (
+            evaluation.binary_entropy(fraction) if fraction is not None else None
+        ),
+        "collapse": {
+            "fired": guard.fired,
+            "events": guard.events,
+            "checks": guard.checks,
+        },
+        "history": history,
+    }
 
 
 def _previous_config(output_dir: str) -> dict[str, Any] | None:
