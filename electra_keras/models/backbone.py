@@ -30,8 +30,9 @@ class ElectraBackbone(keras.Model):
         max_sequence_length: Rows of the position table.
         num_segments: Rows of the segment table.
         dropout: Dropout rate everywhere.
-        activation: Feed-forward activation: "gelu" (exact, as in Hugging Face),
-            "gelu_approximate" (tanh, as the original code and keras-hub) or "relu".
+        activation: Feed-forward activation: "gelu" (exact erf form, as the
+            original ELECTRA code and Hugging Face), "gelu_approximate" (tanh,
+            as keras-hub) or "relu".
         layer_norm_epsilon: Epsilon of every LayerNorm.
         initializer_range: Stddev of the truncated-normal initializer.
         embedding: An existing `ElectraEmbedding` to share (the generator gets
