@@ -37,11 +37,12 @@ def _group(path):
 def test_multipliers_hand_checked():
     model = _model()
     multipliers = layerwise_lr_multipliers(model, 0.5)
-    # L = 2: embeddings 0.5**3, layer 0 0.5**2, layer 1 0.5**1, head 1.
+    # The original's _get_layer_lrs, L = 2: depth 0 (embeddings) 0.5**4,
+    # layer 0 (depth 1) 0.5**3, layer 1 (depth 2) 0.5**2, head (depth 4) 1.
     expected = {
-        "embedding": 0.125,
-        "transformer_layer_0": 0.25,
-        "transformer_layer_1": 0.5,
+        "embedding": 0.0625,
+        "transformer_layer_0": 0.125,
+        "transformer_layer_1": 0.25,
     }
     for variable in model.weights:
         group = _group(variable.path)
@@ -53,6 +54,25 @@ def test_multipliers_hand_checked():
     assert set(layerwise_lr_multipliers(model, 1.0).values()) == {1.0}
     with pytest.raises(ValueError, match="layerwise_lr_decay"):
         layerwise_lr_multipliers(model, 0.0)
+
+
+def test_default_factors_are_the_originals_for_two_layers():
+    # google-research/electra, 2 layers, decay 0.8: lr * 0.8 ** (4 - depth).
+    model = _model()
+    optimizer = create_finetuning_optimizer(model)
+    multipliers = optimizer.lr_multipliers
+    expected = {
+        "embedding": 0.8**4,  # 0.4096
+        "transformer_layer_0": 0.8**3,  # 0.512
+        "transformer_layer_1": 0.8**2,  # 0.64, the top layer
+    }
+    for variable in model.weights:
+        group = _group(variable.path)
+        got = multipliers.get(variable.path, 1.0)
+        assert got == pytest.approx(expected.get(group, 1.0), abs=1e-12), group
+    assert multipliers["embedding_projection/kernel"] == pytest.approx(0.4096)
+    assert multipliers["embedding/token_embedding/embeddings"] == pytest.approx(0.4096)
+    assert "logits/kernel" not in multipliers  # the head: factor 1
 
 
 def test_update_is_scaled_per_variable():
@@ -71,9 +91,9 @@ def test_update_is_scaled_per_variable():
     # m = 0.1, v = 0.001, step = lr * 0.1 / (sqrt(0.001) + 1e-6).
     base = 0.01 * 0.1 / (np.sqrt(0.001) + 1e-6)
     factor = {
-        "embedding": 0.125,
-        "transformer_layer_0": 0.25,
-        "transformer_layer_1": 0.5,
+        "embedding": 0.0625,
+        "transformer_layer_0": 0.125,
+        "transformer_layer_1": 0.25,
         "head": 1.0,
     }
     for variable, old in zip(variables, before, strict=True):
@@ -102,7 +122,7 @@ def test_weight_decay_is_scaled_too_and_skips_bias():
     # Zero gradients: only decay, var *= 1 - lr * factor * wd.
     layer0 = "transformer_layer_0/feedforward_output_dense/kernel"
     np.testing.assert_allclose(
-        after[layer0], before[layer0] * (1 - 0.1 * 0.25 * 0.5), rtol=1e-6
+        after[layer0], before[layer0] * (1 - 0.1 * 0.125 * 0.5), rtol=1e-6
     )
     np.testing.assert_allclose(
         after["logits/kernel"], before["logits/kernel"] * (1 - 0.1 * 0.5), rtol=1e-6
@@ -126,7 +146,7 @@ def test_schedule_and_config_round_trip():
     assert restored.lr_multipliers == optimizer.lr_multipliers
     assert restored.lr_multipliers[
         "transformer_layer_1/self_attention_layer/query/kernel"
-    ] == pytest.approx(0.8)
+    ] == pytest.approx(0.64)
     with pytest.raises(ValueError, match="learning_rate"):
         create_finetuning_optimizer(model, learning_rate=0.0)
     with pytest.raises(ValueError, match="train_steps"):
