@@ -21,6 +21,11 @@ alike, as the original's per-layer rate does) by a per-variable factor. The
 factors are keyed by variable path (`variable.path`) and kept in the config.
 Scaling gradients instead would do nothing: Adam's step is invariant to the
 scale of the gradient.
+
+Gradients are clipped by their global norm (1.0, as the original). Under
+`tf.distribute`, Keras 3.15 would clip each replica's partial gradient before
+the cross-replica sum; `LayerwiseAdamW` clips the summed gradient instead, so
+several replicas clip the same gradient as one device does.
 """
 
 from __future__ import annotations
@@ -110,6 +115,20 @@ class LayerwiseAdamW(ElectraAdamW):
         """The factor of a variable the optimizer was built with."""
         return self._multipliers_by_index[self._get_variable_index(variable)]
 
+    def _clip_gradients(self, grads):
+        # With several replicas, clip after the all-reduce (below) instead.
+        if _replicas_in_sync() > 1:
+            return grads
+        return super()._clip_gradients(grads)
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        reduced = super()._all_reduce_sum_gradients(grads_and_vars)
+        if _replicas_in_sync() <= 1:
+            return reduced
+        present = [g for g, _ in reduced if g is not None]
+        clipped = iter(super()._clip_gradients(present))
+        return [(None if g is None else next(clipped), v) for g, v in reduced]
+
     def update_step(self, gradient, variable, learning_rate):
         factor = self.multiplier(variable)
         if factor != 1.0:
@@ -143,6 +162,12 @@ class LayerwiseAdamW(ElectraAdamW):
         config = super().get_config()
         config["lr_multipliers"] = dict(self.lr_multipliers)
         return config
+
+
+def _replicas_in_sync() -> int:
+    """Replicas of the current replica context (1 outside `tf.distribute`)."""
+    context = tf.distribute.get_replica_context()
+    return 1 if context is None else context.num_replicas_in_sync
 
 
 def create_finetuning_optimizer(

@@ -3,7 +3,8 @@
 The head is google-research/electra's (`finetune/classification/
 classification_tasks.py`): dropout on the final hidden state of token 0
 ([CLS]), then one dense layer to `num_labels` logits. `num_labels=1` makes it a
-regression model (STS-B), trained with mean squared error.
+regression model (STS-B), trained with squared error; losses are summed over the
+batch, as the original.
 
     model = ElectraClassifier.from_pretrained(
         "runs/pretrain/discriminator.keras", num_labels=2,
@@ -218,8 +219,12 @@ class ElectraClassifier(keras.Model):
             optimizer: "auto": `create_finetuning_optimizer(self)` (AdamW,
                 lr 1e-4, layer-wise decay 0.8, constant rate; pass your own
                 for warm-up and decay over a known number of steps).
-            loss: "auto": sparse categorical cross-entropy on logits, or mean
-                squared error for regression.
+            loss: "auto": as the original, per-example losses summed over
+                the batch (not averaged): sparse categorical cross-entropy on
+                logits, or squared error for regression. With the optimizer's
+                global-norm clipping at 1.0 this is the original's update.
+                Under `tf.distribute` each replica sums its share and the
+                gradients are summed across replicas: the global batch's sum.
             metrics: "auto": accuracy, or none for regression.
             **kwargs: passed to `keras.Model.compile`.
         """
@@ -227,9 +232,11 @@ class ElectraClassifier(keras.Model):
             optimizer = create_finetuning_optimizer(self)
         if loss == "auto":
             loss = (
-                keras.losses.MeanSquaredError()
+                keras.losses.MeanSquaredError(reduction="sum")
                 if self.is_regression
-                else keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+                else keras.losses.SparseCategoricalCrossentropy(
+                    from_logits=True, reduction="sum"
+                )
             )
         if metrics == "auto":
             metrics = (

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -9,6 +11,8 @@ from electra_keras.finetuning.optimizer import (
 )
 from electra_keras.models.classifier import ElectraClassifier
 from electra_keras.training.schedules import WarmupLinearDecay
+
+from conftest import run_python
 
 CONFIG = ModelConfig(
     vocab_size=12,
@@ -151,3 +155,78 @@ def test_schedule_and_config_round_trip():
         create_finetuning_optimizer(model, learning_rate=0.0)
     with pytest.raises(ValueError, match="train_steps"):
         create_finetuning_optimizer(model, train_steps=0)
+
+
+def _first_momentum(optimizer, variable):
+    return optimizer._momentums[optimizer._get_variable_index(variable)].numpy()
+
+
+def test_global_norm_clipping_is_on_by_default():
+    model = _model()
+    optimizer = create_finetuning_optimizer(model)
+    variables = model.trainable_variables
+    count = sum(int(np.prod(v.shape)) for v in variables)
+    optimizer.apply([3.0 * np.ones(v.shape, "float32") for v in variables], variables)
+    # The first moment is 0.1 * the clipped gradient: 3 / ||3 * ones|| each.
+    for variable in variables:
+        np.testing.assert_allclose(
+            _first_momentum(optimizer, variable), 0.1 / np.sqrt(count), rtol=1e-4
+        )
+
+
+# Replica 0's gradient is 3 * ones, replica 1's is -1 * ones: their sum is
+# 2 * ones, clipped to ones / sqrt(n). Clipping each replica first would give
+# ones / sqrt(n) - ones / sqrt(n) = 0.
+_MIRRORED_SCRIPT = """
+import json, sys
+import numpy as np, tensorflow as tf
+from electra_keras.training.strategy import create_strategy
+strategy = create_strategy("mirrored", num_cpu_replicas=2)
+sys.path.insert(0, "tests")
+from finetuning.test_finetuning_optimizer import _model
+from electra_keras.finetuning.optimizer import create_finetuning_optimizer
+with strategy.scope():
+    model = _model()
+    optimizer = create_finetuning_optimizer(model)
+    variables = model.trainable_variables
+    optimizer.build(variables)
+
+def step():
+    replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+    scale = 3.0 - 4.0 * tf.cast(replica, "float32")
+    optimizer.apply([scale * tf.ones_like(v) for v in variables], variables)
+
+tf.function(lambda: strategy.run(step))()
+count = sum(int(np.prod(v.shape)) for v in variables)
+momenta = [optimizer._momentums[optimizer._get_variable_index(v)] for v in variables]
+copies = [np.asarray(c) for m in momenta for c in m.value.values]
+ratios = [float(c.min()) * np.sqrt(count) / 0.1 for c in copies]
+ratios += [float(c.max()) * np.sqrt(count) / 0.1 for c in copies]
+with strategy.scope():
+    model.compile()
+rng = np.random.default_rng(0)
+x = {
+    "token_ids": rng.integers(0, 12, (8, 8)).astype("int32"),
+    "segment_ids": np.zeros((8, 8), "int32"),
+    "padding_mask": np.ones((8, 8), "int32"),
+}
+y = rng.integers(0, 2, 8)
+loss = model.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)["loss"]
+logits = np.asarray(model(x), "float64")
+log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+print("RESULT " + json.dumps({
+    "replicas": strategy.num_replicas_in_sync,
+    "ratios": [min(ratios), max(ratios)],
+    "loss": float(loss),
+    "sum": float(-log_probs[np.arange(8), y].sum()),
+}))
+"""
+
+
+def test_mirrored_clips_the_summed_gradient_and_sums_the_loss():
+    out = run_python(_MIRRORED_SCRIPT)
+    result = json.loads(out.split("RESULT ", 1)[1])
+    assert result["replicas"] == 2
+    np.testing.assert_allclose(result["ratios"], [1.0, 1.0], rtol=1e-4)
+    # The global batch's sum, not a mean and not one replica's share.
+    np.testing.assert_allclose(result["loss"], result["sum"], rtol=1e-5)
