@@ -26,7 +26,6 @@ import numpy as np
 
 from electra_keras.config import ModelConfig
 from electra_keras.finetuning.optimizer import create_finetuning_optimizer
-from electra_keras.layers.embeddings import electra_initializer
 from electra_keras.models.backbone import ElectraBackbone
 from electra_keras.models.classifier_preprocessor import (
     ElectraClassifierPreprocessor,
@@ -91,9 +90,10 @@ class ElectraClassifier(keras.Model):
         self.output_dropout = keras.layers.Dropout(
             dropout, dtype=backbone.dtype_policy, name="output_dropout"
         )
+        # The original's `tf.layers.dense(reprs, num_labels)`: Glorot uniform.
         self.output_dense = keras.layers.Dense(
             num_labels,
-            kernel_initializer=electra_initializer(backbone.initializer_range),
+            kernel_initializer="glorot_uniform",
             dtype=backbone.dtype_policy,
             name="logits",
         )

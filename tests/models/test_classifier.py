@@ -97,6 +97,17 @@ def test_default_compile_uses_layerwise_optimizer():
     assert isinstance(regression.loss, keras.losses.MeanSquaredError)
 
 
+def test_output_layer_is_glorot_uniform_as_the_original():
+    model = _classifier(3)
+    dense = model.output_dense
+    assert isinstance(dense.kernel_initializer, keras.initializers.GlorotUniform)
+    kernel = dense.kernel.numpy()
+    limit = np.sqrt(6 / (CONFIG.hidden_dim + 3))
+    assert np.abs(kernel).max() <= limit
+    assert kernel.std() > 0.1  # not the backbone's truncated normal (0.02)
+    np.testing.assert_array_equal(dense.bias.numpy(), 0.0)
+
+
 def test_default_loss_is_the_batch_sum():
     # The original sums per-example losses over the batch (no mean).
     model = _classifier(3)
