@@ -50,6 +50,10 @@ class ElectraClassifier(keras.Model):
         preprocessor: an optional `ElectraClassifierPreprocessor`; it is saved
             with the model (its vocabulary as an asset) and used by
             `predict_texts`.
+        label_scale: regression only: the model is trained on scores divided
+            by this (STS-B: 5.0, as the original), and `predict_texts`
+            multiplies its outputs back. The raw output (`predict`) is in
+            training units.
         **kwargs: standard `keras.Model` arguments (`name`, ...).
     """
 
@@ -60,8 +64,15 @@ class ElectraClassifier(keras.Model):
         dropout: float = 0.1,
         label_names: Sequence[str] | None = None,
         preprocessor: ElectraClassifierPreprocessor | None = None,
+        label_scale: float = 1.0,
         **kwargs: Any,
     ) -> None:
+        label_scale = float(label_scale)
+        if label_scale <= 0 or (num_labels != 1 and label_scale != 1.0):
+            raise ValueError(
+                "`label_scale` must be positive, and 1.0 unless num_labels=1; got "
+                f"{label_scale}."
+            )
         if not isinstance(num_labels, int) or num_labels < 1:
             raise ValueError(
                 f"`num_labels` must be a positive integer, got {num_labels!r}."
@@ -123,6 +134,7 @@ class ElectraClassifier(keras.Model):
         self.dropout = dropout
         self.label_names = label_names
         self.preprocessor = preprocessor
+        self.label_scale = label_scale
 
     @property
     def is_regression(self) -> bool:
@@ -270,7 +282,7 @@ class ElectraClassifier(keras.Model):
 
         Returns:
             float32 `[n, num_labels]` softmax probabilities, or `[n]` scores for
-            regression.
+            regression (in label units: the output times `label_scale`).
         """
         if self.preprocessor is None:
             raise ValueError(
@@ -287,7 +299,7 @@ class ElectraClassifier(keras.Model):
         logits = self.predict(inputs, batch_size=batch_size, verbose=0)
         logits = np.asarray(logits, dtype="float32")
         if self.is_regression:
-            return logits[:, 0]
+            return logits[:, 0] * np.float32(self.label_scale)
         return keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
 
     # === Config ===
@@ -299,6 +311,7 @@ class ElectraClassifier(keras.Model):
             "num_labels": self.num_labels,
             "dropout": self.dropout,
             "label_names": self.label_names,
+            "label_scale": self.label_scale,
             "preprocessor": (
                 None
                 if self.preprocessor is None
