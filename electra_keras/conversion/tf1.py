@@ -5,7 +5,8 @@ the generator), `electra/embeddings_project`, `electra/encoder/layer_N/...`,
 `generator/embeddings_project`, `generator/encoder/layer_N/...`,
 `generator_predictions/...` and `discriminator_predictions/...`. Optimizer
 slots (`adam_m`, `adam_v`) and `global_step` are skipped silently; every other
-variable must be mapped, and every model weight filled.
+variable must be mapped, and every model weight filled. The converted model
+uses the exact (erf) GELU, as the original `modeling.gelu` does.
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ def config_from_tf1(
         embedding_dim=embedding,
         max_sequence_length=positions,
         num_segments=segments,
-        activation="gelu_approximate",
+        # The original `modeling.gelu` is the exact (erf) form.
+        activation="gelu",
         generator_fraction=fraction,
     )
     return base.replace(**{f"model.{k}": v for k, v in model.__dict__.items()})

@@ -2,16 +2,18 @@
 
 ELECTRA fine-tunes with lower learning rates for lower layers (Clark et al.,
 2020, Appendix B; google-research/electra `model/optimization.py`,
-`_get_layer_lrs`). Here, for a backbone of `L` Transformer layers:
+`_get_layer_lrs`). As there, each variable gets a depth: 0 for the embeddings
+and the embedding projection, `i + 1` for Transformer layer `i`, `L + 2` for
+the task head (for a backbone of `L` layers), and trains at
+`lr * decay ** (L + 2 - depth)`:
 
-    classifier head (and anything not in the backbone)   lr
-    transformer layer i (0-based, i = 0 .. L-1)          lr * decay ** (L - i)
-    embeddings and the embedding projection              lr * decay ** (L + 1)
+    task head (and anything not in the backbone)   lr
+    transformer layer i (0-based, i = 0 .. L-1)    lr * decay ** (L + 1 - i)
+    embeddings and the embedding projection        lr * decay ** (L + 2)
 
-The original code counts one more step of depth for a pooler that ELECTRA's
-classifier does not use, so there every backbone rate is a further factor of
-`decay` lower (last layer `decay ** 2`); pass `layerwise_lr_decay` accordingly
-if you need its exact numbers.
+So the top Transformer layer is already two factors of `decay` below the head
+(depth `L + 1` is a pooler's, which ELECTRA's classifier does not have), and
+with decay 0.8 and 12 layers the embeddings train at 0.8**14 = 0.044 of lr.
 
 Keras 3 optimizers have one learning rate, so `LayerwiseAdamW` multiplies the
 learning rate of each variable's update (Adam step and decoupled weight decay
@@ -19,6 +21,11 @@ alike, as the original's per-layer rate does) by a per-variable factor. The
 factors are keyed by variable path (`variable.path`) and kept in the config.
 Scaling gradients instead would do nothing: Adam's step is invariant to the
 scale of the gradient.
+
+Gradients are clipped by their global norm (1.0, as the original). Under
+`tf.distribute`, Keras 3.15 would clip each replica's partial gradient before
+the cross-replica sum; `LayerwiseAdamW` clips the summed gradient instead, so
+several replicas clip the same gradient as one device does.
 """
 
 from __future__ import annotations
@@ -56,12 +63,17 @@ def layerwise_lr_multipliers(
     embedding_layers = [backbone.embedding]
     if backbone.embedding_projection is not None:
         embedding_layers.append(backbone.embedding_projection)
+    head_depth = num_layers + 2
+
+    def factor(depth: int) -> float:
+        return layerwise_lr_decay ** (head_depth - depth)
+
     for layer in embedding_layers:
         for variable in layer.weights:
-            multipliers[variable.path] = layerwise_lr_decay ** (num_layers + 1)
+            multipliers[variable.path] = factor(0)
     for index, layer in enumerate(backbone.transformer_layers):
         for variable in layer.weights:
-            multipliers[variable.path] = layerwise_lr_decay ** (num_layers - index)
+            multipliers[variable.path] = factor(index + 1)
     paths = [v.path for v in model.weights]
     if len(set(paths)) != len(paths):
         raise ValueError(
@@ -103,6 +115,20 @@ class LayerwiseAdamW(ElectraAdamW):
         """The factor of a variable the optimizer was built with."""
         return self._multipliers_by_index[self._get_variable_index(variable)]
 
+    def _clip_gradients(self, grads):
+        # With several replicas, clip after the all-reduce (below) instead.
+        if _replicas_in_sync() > 1:
+            return grads
+        return super()._clip_gradients(grads)
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        reduced = super()._all_reduce_sum_gradients(grads_and_vars)
+        if _replicas_in_sync() <= 1:
+            return reduced
+        present = [g for g, _ in reduced if g is not None]
+        clipped = iter(super()._clip_gradients(present))
+        return [(None if g is None else next(clipped), v) for g, v in reduced]
+
     def update_step(self, gradient, variable, learning_rate):
         factor = self.multiplier(variable)
         if factor != 1.0:
@@ -136,6 +162,12 @@ class LayerwiseAdamW(ElectraAdamW):
         config = super().get_config()
         config["lr_multipliers"] = dict(self.lr_multipliers)
         return config
+
+
+def _replicas_in_sync() -> int:
+    """Replicas of the current replica context (1 outside `tf.distribute`)."""
+    context = tf.distribute.get_replica_context()
+    return 1 if context is None else context.num_replicas_in_sync
 
 
 def create_finetuning_optimizer(

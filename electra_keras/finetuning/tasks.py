@@ -87,6 +87,12 @@ class Task:
         delimiter: field separator.
         quoting: `csv` module quoting (GLUE files use no quoting at all).
         regression: scores instead of classes.
+        double_unordered: the order of the two texts carries no meaning, so
+            training also sees every pair swapped (google-research/electra's
+            `double_unordered`, on for MRPC and STS-B).
+        label_scale: regression scores are divided by this for training and
+            predictions multiplied by it (STS-B: 5.0, scores 0-5 -> 0-1, as
+            the original's `(label - 0) / 5`).
     """
 
     name: str
@@ -100,6 +106,8 @@ class Task:
     delimiter: str = "\t"
     quoting: int = csv.QUOTE_NONE
     regression: bool = False
+    double_unordered: bool = False
+    label_scale: float = 1.0
 
     @property
     def num_labels(self) -> int:
@@ -185,8 +193,19 @@ def _glue(name, text, pair, label, labels, splits=None, **kwargs) -> Task:
 GLUE_TASKS: dict[str, Task] = {
     "cola": _glue("cola", 3, None, 1, ("0", "1"), header=False, num_fields=4),
     "sst2": _glue("sst2", "sentence", None, "label", ("0", "1")),
-    "mrpc": _glue("mrpc", "#1 String", "#2 String", "Quality", ("0", "1")),
-    "stsb": _glue("stsb", "sentence1", "sentence2", "score", None, regression=True),
+    "mrpc": _glue(
+        "mrpc", "#1 String", "#2 String", "Quality", ("0", "1"), double_unordered=True
+    ),
+    "stsb": _glue(
+        "stsb",
+        "sentence1",
+        "sentence2",
+        "score",
+        None,
+        regression=True,
+        double_unordered=True,
+        label_scale=5.0,
+    ),
     "qqp": _glue("qqp", "question1", "question2", "is_duplicate", ("0", "1")),
     "mnli": _glue(
         "mnli",
@@ -374,6 +393,17 @@ def read_examples(path: str, task: Task) -> list[Example]:
 
 
 # === tf.data ===
+def with_swapped_pairs(examples: Sequence[Example]) -> list[Example]:
+    """The examples, then each again with its two texts swapped.
+
+    For training tasks whose pairs are unordered (`Task.double_unordered`).
+    """
+    if any(e.text_pair is None for e in examples):
+        raise ValueError("Only pair examples can be swapped.")
+    swapped = [Example(e.text_pair, e.text, e.label) for e in examples]
+    return list(examples) + swapped
+
+
 def make_classification_dataset(
     examples: Sequence[Example],
     preprocessor: Any,
@@ -383,6 +413,7 @@ def make_classification_dataset(
     repeat: bool = False,
     drop_remainder: bool = False,
     regression: bool | None = None,
+    label_scale: float = 1.0,
 ) -> tf.data.Dataset:
     """Batches of `(inputs, labels)` (or inputs only) for `model.fit`/`evaluate`.
 
@@ -398,6 +429,7 @@ def make_classification_dataset(
         repeat: repeat forever.
         drop_remainder: drop the last, smaller batch.
         regression: float32 labels; default: whether the first label is a float.
+        label_scale: regression labels are divided by this (`Task.label_scale`).
 
     Returns:
         A `tf.data.Dataset` of `(dict of int32 [batch, seq_len], labels)`, or
@@ -421,7 +453,10 @@ def make_classification_dataset(
     slices: Any = features
     if has_label:
         dtype = np.float32 if regression else np.int32
-        slices = (features, np.array([e.label for e in examples], dtype=dtype))
+        labels = np.array([e.label for e in examples], dtype=dtype)
+        if regression and label_scale != 1.0:
+            labels = labels / np.float32(label_scale)
+        slices = (features, labels)
     dataset = tf.data.Dataset.from_tensor_slices(slices)
     if shuffle:
         dataset = dataset.shuffle(

@@ -1,7 +1,9 @@
 """Activations by name, including the tanh approximation of GELU.
 
-"gelu" is the exact (erf) GELU of Hugging Face's ELECTRA; "gelu_approximate"
-is the tanh form used by the original TF1 ELECTRA/BERT code and by keras-hub.
+"gelu" is the exact (erf) GELU of the original TF1 ELECTRA code
+(google-research/electra `model/modeling.py`) and of Hugging Face's ELECTRA;
+"gelu_approximate" is the tanh form of the original BERT code and of
+keras-hub's `ElectraBackbone`.
 """
 
 import keras

@@ -19,7 +19,8 @@ class DiscriminatorHead(keras.layers.Layer):
     Args:
         hidden_dim: Width of the intermediate dense layer.
         activation: Activation of the intermediate layer.
-        initializer_range: Stddev of the truncated-normal initializer.
+        initializer_range: Stddev of the truncated-normal initializer of the
+            intermediate layer (the 1-unit output layer is Glorot-uniform).
     """
 
     def __init__(self, hidden_dim, activation="gelu", initializer_range=0.02, **kwargs):
@@ -32,9 +33,11 @@ class DiscriminatorHead(keras.layers.Layer):
             dtype=self.dtype_policy,
             name="dense",
         )
+        # The original's final `tf.layers.dense(hidden, units=1)` keeps the
+        # Glorot-uniform default kernel.
         self.logits_dense = keras.layers.Dense(
             1,
-            kernel_initializer=electra_initializer(initializer_range),
+            kernel_initializer="glorot_uniform",
             dtype=self.dtype_policy,
             name="logits_dense",
         )

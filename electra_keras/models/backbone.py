@@ -30,10 +30,12 @@ class ElectraBackbone(keras.Model):
         max_sequence_length: Rows of the position table.
         num_segments: Rows of the segment table.
         dropout: Dropout rate everywhere.
-        activation: Feed-forward activation: "gelu" (exact, as in Hugging Face),
-            "gelu_approximate" (tanh, as the original code and keras-hub) or "relu".
+        activation: Feed-forward activation: "gelu" (exact erf form, as the
+            original ELECTRA code and Hugging Face), "gelu_approximate" (tanh,
+            as keras-hub) or "relu".
         layer_norm_epsilon: Epsilon of every LayerNorm.
-        initializer_range: Stddev of the truncated-normal initializer.
+        initializer_range: Stddev of the truncated-normal initializer (the
+            embedding projection is Glorot-uniform, as in the original).
         embedding: An existing `ElectraEmbedding` to share (the generator gets
             the discriminator's). Not serialized: `ElectraPretrainer` restores
             the sharing when it is loaded.
@@ -87,9 +89,11 @@ class ElectraBackbone(keras.Model):
         self.embedding = embedding
         self.embedding_projection = None
         if embedding_dim != hidden_dim:
+            # The original's `embeddings_project` is a plain `tf.layers.dense`:
+            # Glorot-uniform kernel, not the truncated normal.
             self.embedding_projection = keras.layers.Dense(
                 hidden_dim,
-                kernel_initializer=electra_initializer(initializer_range),
+                kernel_initializer="glorot_uniform",
                 dtype=dtype,
                 name="embedding_projection",
             )

@@ -3,7 +3,8 @@
 The head is google-research/electra's (`finetune/classification/
 classification_tasks.py`): dropout on the final hidden state of token 0
 ([CLS]), then one dense layer to `num_labels` logits. `num_labels=1` makes it a
-regression model (STS-B), trained with mean squared error.
+regression model (STS-B), trained with squared error; losses are summed over the
+batch, as the original.
 
     model = ElectraClassifier.from_pretrained(
         "runs/pretrain/discriminator.keras", num_labels=2,
@@ -25,7 +26,6 @@ import numpy as np
 
 from electra_keras.config import ModelConfig
 from electra_keras.finetuning.optimizer import create_finetuning_optimizer
-from electra_keras.layers.embeddings import electra_initializer
 from electra_keras.models.backbone import ElectraBackbone
 from electra_keras.models.classifier_preprocessor import (
     ElectraClassifierPreprocessor,
@@ -50,6 +50,10 @@ class ElectraClassifier(keras.Model):
         preprocessor: an optional `ElectraClassifierPreprocessor`; it is saved
             with the model (its vocabulary as an asset) and used by
             `predict_texts`.
+        label_scale: regression only: the model is trained on scores divided
+            by this (STS-B: 5.0, as the original), and `predict_texts`
+            multiplies its outputs back. The raw output (`predict`) is in
+            training units.
         **kwargs: standard `keras.Model` arguments (`name`, ...).
     """
 
@@ -60,8 +64,15 @@ class ElectraClassifier(keras.Model):
         dropout: float = 0.1,
         label_names: Sequence[str] | None = None,
         preprocessor: ElectraClassifierPreprocessor | None = None,
+        label_scale: float = 1.0,
         **kwargs: Any,
     ) -> None:
+        label_scale = float(label_scale)
+        if label_scale <= 0 or (num_labels != 1 and label_scale != 1.0):
+            raise ValueError(
+                "`label_scale` must be positive, and 1.0 unless num_labels=1; got "
+                f"{label_scale}."
+            )
         if not isinstance(num_labels, int) or num_labels < 1:
             raise ValueError(
                 f"`num_labels` must be a positive integer, got {num_labels!r}."
@@ -90,9 +101,10 @@ class ElectraClassifier(keras.Model):
         self.output_dropout = keras.layers.Dropout(
             dropout, dtype=backbone.dtype_policy, name="output_dropout"
         )
+        # The original's `tf.layers.dense(reprs, num_labels)`: Glorot uniform.
         self.output_dense = keras.layers.Dense(
             num_labels,
-            kernel_initializer=electra_initializer(backbone.initializer_range),
+            kernel_initializer="glorot_uniform",
             dtype=backbone.dtype_policy,
             name="logits",
         )
@@ -122,6 +134,7 @@ class ElectraClassifier(keras.Model):
         self.dropout = dropout
         self.label_names = label_names
         self.preprocessor = preprocessor
+        self.label_scale = label_scale
 
     @property
     def is_regression(self) -> bool:
@@ -218,8 +231,12 @@ class ElectraClassifier(keras.Model):
             optimizer: "auto": `create_finetuning_optimizer(self)` (AdamW,
                 lr 1e-4, layer-wise decay 0.8, constant rate; pass your own
                 for warm-up and decay over a known number of steps).
-            loss: "auto": sparse categorical cross-entropy on logits, or mean
-                squared error for regression.
+            loss: "auto": as the original, per-example losses summed over
+                the batch (not averaged): sparse categorical cross-entropy on
+                logits, or squared error for regression. With the optimizer's
+                global-norm clipping at 1.0 this is the original's update.
+                Under `tf.distribute` each replica sums its share and the
+                gradients are summed across replicas: the global batch's sum.
             metrics: "auto": accuracy, or none for regression.
             **kwargs: passed to `keras.Model.compile`.
         """
@@ -227,9 +244,11 @@ class ElectraClassifier(keras.Model):
             optimizer = create_finetuning_optimizer(self)
         if loss == "auto":
             loss = (
-                keras.losses.MeanSquaredError()
+                keras.losses.MeanSquaredError(reduction="sum")
                 if self.is_regression
-                else keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+                else keras.losses.SparseCategoricalCrossentropy(
+                    from_logits=True, reduction="sum"
+                )
             )
         if metrics == "auto":
             metrics = (
@@ -263,7 +282,7 @@ class ElectraClassifier(keras.Model):
 
         Returns:
             float32 `[n, num_labels]` softmax probabilities, or `[n]` scores for
-            regression.
+            regression (in label units: the output times `label_scale`).
         """
         if self.preprocessor is None:
             raise ValueError(
@@ -280,7 +299,7 @@ class ElectraClassifier(keras.Model):
         logits = self.predict(inputs, batch_size=batch_size, verbose=0)
         logits = np.asarray(logits, dtype="float32")
         if self.is_regression:
-            return logits[:, 0]
+            return logits[:, 0] * np.float32(self.label_scale)
         return keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
 
     # === Config ===
@@ -292,6 +311,7 @@ class ElectraClassifier(keras.Model):
             "num_labels": self.num_labels,
             "dropout": self.dropout,
             "label_names": self.label_names,
+            "label_scale": self.label_scale,
             "preprocessor": (
                 None
                 if self.preprocessor is None

@@ -20,7 +20,7 @@ class ElectraMaskedLM(keras.Model):
         backbone: An `ElectraBackbone` (the generator's).
         head: A `MaskedLMHead` tied to `backbone.token_embedding` (new if None).
         head_activation: Activation of the head's dense layer when it is new
-            ("gelu" as Hugging Face, "gelu_approximate" as the original code).
+            ("gelu" as the original code and Hugging Face, "gelu_approximate" as keras-hub).
     """
 
     def __init__(self, backbone, head=None, head_activation="gelu", **kwargs):

@@ -62,10 +62,26 @@ def uniform(seed: int, stream: int, step, row_ids, shape):
         ops.convert_to_tensor(_COLUMN, "uint32"),
     )
     bits = _mix(ops.bitwise_xor(keys, ops.reshape(columns, (1, inner))))
-    # Top 24 bits -> (0, 1), never exactly 0 or 1.
-    top = ops.cast(ops.right_shift(bits, 8), "float32")
-    values = (top + 0.5) / float(1 << 24)
-    return ops.reshape(values, shape)
+    return ops.reshape(bits_to_unit_float(bits), shape)
+
+
+def bits_to_unit_float(bits):
+    """Maps uint32 bits to float32 in the open interval (0, 1).
+
+    Keeps the top 23 bits `k` and returns `(k + 0.5) / 2**23`. Every such value
+    is exact in float32 (24 significant bits), so the extremes are `2**-24`
+    and `1 - 2**-24`: never 0 or 1, whatever the bits. Taking 24 bits instead
+    would need 25 significant bits at the top, and `(2**24 - 0.5) / 2**24`
+    rounds to exactly 1.0 (then `gumbel` is +inf).
+
+    Args:
+        bits: uint32 tensor of any shape.
+
+    Returns:
+        float32 tensor of the same shape.
+    """
+    top = ops.cast(ops.right_shift(ops.cast(bits, "uint32"), 9), "float32")
+    return (top + 0.5) / float(1 << 23)
 
 
 def gumbel(seed: int, stream: int, step, row_ids, shape):

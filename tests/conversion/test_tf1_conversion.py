@@ -49,7 +49,23 @@ def _write_tf1_checkpoint(path, source, extra=None):
 @pytest.fixture
 def config():
     return tiny_test_config(
-        **{"model.activation": "gelu_approximate", "model.generator_fraction": 0.5}
+        **{"model.activation": "gelu", "model.generator_fraction": 0.5}
+    )
+
+
+def test_converted_model_uses_exact_gelu(tmp_path, config):
+    # The original `modeling.gelu` is the erf form; a preset asking for the
+    # tanh form does not change what the checkpoint was trained with.
+    tanh_preset = config.replace(**{"model.activation": "gelu_approximate"})
+    source = ElectraPretrainer.from_config_object(config, SPECIAL_IDS)
+    checkpoint = _write_tf1_checkpoint(tmp_path, source)
+    model, _ = convert_tf1_checkpoint(checkpoint, tanh_preset, SPECIAL_IDS)
+    assert model.discriminator.activation == "gelu"
+    assert model.generator.activation == "gelu"
+    assert model.discriminator_head.activation == "gelu"
+    batch = {k: tf.constant(v) for k, v in make_token_batch(4).items()}
+    np.testing.assert_allclose(
+        np.asarray(model(batch)), np.asarray(source(batch)), atol=1e-6
     )
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from electra_keras.config import ModelConfig
 from electra_keras.finetuning import run_finetuning
-from electra_keras.finetuning.tasks import TaskDataError
+from electra_keras.finetuning.tasks import Example, TaskDataError
 from electra_keras.models.backbone import ElectraBackbone
 
 from conftest import TINY_BACKBONE
@@ -97,7 +97,9 @@ def test_evaluate_and_predict(finetuned, tmp_path):
     )
     with open(output) as f:
         assert json.load(f)["metrics"]["dev"]["num_examples"] == 16
-    predictions = run_finetuning.predict(result.model_path, ["a great film", "dull"])
+    # Texts in the training format ("dull" alone is out of distribution).
+    texts = ["a great film !", "a dull movie !"]
+    predictions = run_finetuning.predict(result.model_path, texts)
     assert [p["label"] for p in predictions] == ["1", "0"]
     assert sum(predictions[0]["scores"].values()) == pytest.approx(1.0, abs=1e-5)
     with pytest.raises(ValueError, match="2 labels but the model|label"):
@@ -162,6 +164,90 @@ def test_csv_task_regression(tmp_path):
     assert isinstance(score["score"], float)
 
 
+def _stsb(directory):
+    header = ["index", "genre", "filename", "year", "old_index", "source1"]
+    header += ["source2", "sentence1", "sentence2", "score"]
+    rows = ["\t".join(header)]
+    pairs = [("good film", "great movie", 4.5), ("bad film", "a movie", 1.0)]
+    pairs += [("fine !", "good film", 3.5), ("dull", "awful movie", 0.5)]
+    for i, (a, b, score) in enumerate(pairs * 2):
+        rows.append(
+            "\t".join([str(i), "g", "f", "2012", "0", "s", "s", a, b, str(score)])
+        )
+    os.makedirs(directory, exist_ok=True)
+    for name in ("train.tsv", "dev.tsv"):
+        with open(os.path.join(directory, name), "w") as f:
+            f.write("\n".join(rows) + "\n")
+    return str(directory)
+
+
+def test_stsb_trains_on_both_orders_with_scaled_targets(tmp_path, monkeypatch):
+    seen = []
+    original = run_finetuning.make_classification_dataset
+
+    def recording(examples, preprocessor, batch_size, **kwargs):
+        seen.append((list(examples), kwargs.get("label_scale", 1.0)))
+        return original(examples, preprocessor, batch_size, **kwargs)
+
+    monkeypatch.setattr(run_finetuning, "make_classification_dataset", recording)
+    result = run_finetuning.finetune(
+        task="stsb",
+        data_dir=_stsb(tmp_path / "STS-B"),
+        pretrained=_pretrained(tmp_path / "pre"),
+        output_dir=str(tmp_path / "out"),
+        **{**FAST, "epochs": 1, "learning_rate": None, "layerwise_lr_decay": None},
+    )
+    train, scale = seen[0]
+    assert len(train) == 16 and scale == 5.0  # 8 rows, each in both orders
+    assert (train[0].text, train[0].text_pair) == ("good film", "great movie")
+    assert (train[8].text, train[8].text_pair) == ("great movie", "good film")
+    assert seen[1][1] == 5.0  # validation loss in training units too
+    with open(os.path.join(result.output_dir, "metrics.json")) as f:
+        summary = json.load(f)
+    assert summary["double_unordered"] and summary["train_examples"] == 16
+    # A small-sized backbone gets the small defaults.
+    assert summary["learning_rate"] == 3e-4 and summary["layerwise_lr_decay"] == 0.8
+
+    # Predictions are multiplied back to 0-5 for metrics and predict().
+    model = run_finetuning.load_classifier(result.model_path)
+    assert model.label_scale == 5.0
+    raw = np.asarray(model.predict(model.preprocessor.preprocess_texts(["dull"])))
+    (score,) = run_finetuning.predict(result.model_path, ["dull"])
+    np.testing.assert_allclose(score["score"], 5.0 * raw[0, 0], rtol=1e-5)
+    captured = {}
+
+    def fake_metrics(names, labels, predictions, notes):
+        captured["predictions"] = np.asarray(predictions)
+        return {}
+
+    monkeypatch.setattr(run_finetuning, "compute_metrics", fake_metrics)
+    run_finetuning.evaluate_examples(model, [Example("dull", None, 0.5)], ["pearson"])
+    np.testing.assert_allclose(captured["predictions"], 5.0 * raw[:, 0], rtol=1e-5)
+
+    # Off on request.
+    seen.clear()
+    run_finetuning.finetune(
+        task="stsb",
+        data_dir=str(tmp_path / "STS-B"),
+        pretrained=str(tmp_path / "pre" / "discriminator.keras"),
+        output_dir=str(tmp_path / "out2"),
+        double_unordered=False,
+        **{**FAST, "epochs": 1},
+    )
+    assert len(seen[0][0]) == 8
+
+
+def test_size_defaults_follow_the_original():
+    assert run_finetuning.FINETUNING_DEFAULTS == {
+        "small": {"learning_rate": 3e-4, "layerwise_lr_decay": 0.8},
+        "base": {"learning_rate": 1e-4, "layerwise_lr_decay": 0.8},
+        "large": {"learning_rate": 5e-5, "layerwise_lr_decay": 0.9},
+    }
+    sizes = [run_finetuning.model_size(h) for h in (16, 128, 256, 768, 1024)]
+    assert sizes == ["small", "small", "small", "base", "large"]
+    assert run_finetuning.DEFAULT_EPOCHS == {"rte": 10, "stsb": 10}
+
+
 @pytest.mark.slow
 def test_cli_finetune_evaluate_predict(tmp_path, capsys):
     from electra_keras.cli import main
@@ -218,7 +304,8 @@ def test_cli_finetune_evaluate_predict(tmp_path, capsys):
     )
     assert "accuracy" in capsys.readouterr().out
     assert json.load(open(metrics))["metrics"]["dev"]["accuracy"] >= 0.9
-    assert main(["predict", "--model", model, "a great movie", "awful !"]) == 0
+    texts = ["a great movie !", "a awful film !"]  # the training format
+    assert main(["predict", "--model", model, *texts]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("1\t") and lines[1].startswith("0\t")
     assert main(["evaluate", "--model", model, "--task", "sst2"]) == 2

@@ -240,3 +240,35 @@ def test_prepare_movie_reviews_uses_pinned_download(tmp_path, monkeypatch, capsy
     tasks.prepare_movie_reviews(str(tmp_path / "mr"))  # cached: no download
     assert len(calls) == 1
     assert "cached" in capsys.readouterr().out
+
+
+def test_unordered_pair_tasks_and_stsb_scale():
+    # google-research/electra: double_unordered for MRPC and STS-B; STS-B
+    # targets (label - 0) / 5.
+    assert tasks.get_task("mrpc").double_unordered
+    stsb = tasks.get_task("stsb")
+    assert stsb.double_unordered and stsb.label_scale == 5.0
+    for name in ("sst2", "rte", "qqp", "mnli", "qnli", "cola", "wnli"):
+        task = tasks.get_task(name)
+        assert not task.double_unordered and task.label_scale == 1.0, name
+    examples = [Example("A man.", "A guy.", 4.25), Example("x", "y", 1.0)]
+    doubled = tasks.with_swapped_pairs(examples)
+    assert doubled == examples + [
+        Example("A guy.", "A man.", 4.25),
+        Example("y", "x", 1.0),
+    ]
+    with pytest.raises(ValueError, match="pair"):
+        tasks.with_swapped_pairs([Example("alone", None, 1)])
+
+
+def test_regression_labels_are_scaled_for_training():
+    pre = ElectraClassifierPreprocessor(VOCAB, seq_len=8)
+    examples = [Example("a", "b", 4.25), Example("good", "bad", 0.5)]
+    data = tasks.make_classification_dataset(examples, pre, 2, label_scale=5.0)
+    _, labels = next(iter(data))
+    np.testing.assert_allclose(labels.numpy(), [0.85, 0.1], rtol=1e-6)
+    # Class ids are never scaled.
+    data = tasks.make_classification_dataset(
+        [Example("a", None, 1)], pre, 1, label_scale=5.0
+    )
+    assert next(iter(data))[1].numpy().tolist() == [1]

@@ -73,3 +73,17 @@ def test_layer_names_map_to_reference_layout():
         "embedding_projection/bias",
     ]
     assert any(p.startswith("transformer_layer_1/") for p in paths)
+
+
+def test_embedding_projection_is_glorot_uniform_as_the_original():
+    backbone = ElectraBackbone(**{**KWARGS, "embedding_dim": 64, "hidden_dim": 128})
+    projection = backbone.embedding_projection
+    assert isinstance(projection.kernel_initializer, keras.initializers.GlorotUniform)
+    kernel = projection.kernel.numpy()
+    limit = np.sqrt(6 / (64 + 128))  # 0.177
+    assert np.abs(kernel).max() <= limit
+    np.testing.assert_allclose(kernel.std(), limit / np.sqrt(3), rtol=0.05)
+    np.testing.assert_array_equal(projection.bias.numpy(), 0.0)
+    # The Transformer layers keep the truncated normal of initializer_range.
+    query = backbone.transformer_layers[0]._self_attention_layer._query_dense
+    assert isinstance(query.kernel_initializer, keras.initializers.TruncatedNormal)

@@ -97,6 +97,39 @@ def test_default_compile_uses_layerwise_optimizer():
     assert isinstance(regression.loss, keras.losses.MeanSquaredError)
 
 
+def test_output_layer_is_glorot_uniform_as_the_original():
+    model = _classifier(3)
+    dense = model.output_dense
+    assert isinstance(dense.kernel_initializer, keras.initializers.GlorotUniform)
+    kernel = dense.kernel.numpy()
+    limit = np.sqrt(6 / (CONFIG.hidden_dim + 3))
+    assert np.abs(kernel).max() <= limit
+    assert kernel.std() > 0.1  # not the backbone's truncated normal (0.02)
+    np.testing.assert_array_equal(dense.bias.numpy(), 0.0)
+
+
+def test_default_loss_is_the_batch_sum():
+    # The original sums per-example losses over the batch (no mean).
+    model = _classifier(3)
+    model.compile()
+    inputs = model.preprocessor.preprocess_texts(["a good film", "bad", "the b c !"])
+    labels = np.array([0, 2, 1])
+    logits = np.asarray(model(inputs), "float64")
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    expected = -log_probs[np.arange(3), labels].sum()
+    assert model.optimizer.global_clipnorm == 1.0
+    got = model.evaluate(inputs, labels, batch_size=3, verbose=0, return_dict=True)
+    np.testing.assert_allclose(got["loss"], expected, rtol=1e-5)
+    assert expected > 3 * 0.5  # three examples of about log(3) each, not a mean
+
+    regression = _classifier(1)
+    regression.compile()
+    scores = np.array([0.2, 0.9, 0.4], "float32")
+    predicted = np.asarray(regression(inputs))[:, 0]
+    got = regression.evaluate(inputs, scores, batch_size=3, verbose=0)
+    np.testing.assert_allclose(got, ((predicted - scores) ** 2).sum(), rtol=1e-5)
+
+
 def test_config_round_trip():
     model = _classifier(3, label_names=["x", "y", "z"], dropout=0.2)
     config = model.get_config()

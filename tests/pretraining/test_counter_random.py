@@ -25,3 +25,42 @@ def test_seed_step_and_stream_change_the_numbers():
     for args in [(8, 1, 3), (7, 2, 3), (7, 1, 4)]:
         other = np.asarray(counter_random.uniform(*args, np.arange(4), (4, 16)))
         assert not np.allclose(base, other)
+
+
+# Raw bit patterns at and next to the ends of the uint32 range, and around the
+# point where the kept high bits carry.
+_EXTREME_BITS = np.array(
+    [0, 1, 0x1FF, 0x200, 0x7FFFFFFF, 0x80000000, 0xFFFFFE00, 0xFFFFFEFF]
+    + [0xFFFFFF00, 0xFFFFFF7F, 0xFFFFFF80, 0xFFFFFFFE, 0xFFFFFFFF],
+    dtype="uint32",
+)
+
+
+def test_bits_to_unit_float_is_strictly_inside_at_the_extremes():
+    u = np.asarray(counter_random.bits_to_unit_float(_EXTREME_BITS))
+    assert u.dtype == np.float32
+    assert (u > 0).all() and (u < 1).all()
+    assert u[0] == np.float32(2.0**-24) and u[-1] == np.float32(1 - 2.0**-24)
+    # The old 24-bit map, (top24 + 0.5) / 2**24 in float32, gave exactly 1.0 here.
+    old = (np.float32(0xFFFFFFFF >> 8) + np.float32(0.5)) / np.float32(2**24)
+    assert old == 1.0
+    # Only the top 23 bits count: the low 9 bits change nothing.
+    np.testing.assert_array_equal(u[0], u[2])
+    assert u[3] == np.float32(1.5 * 2.0**-23)
+
+
+def test_gumbel_of_extreme_bits_is_finite():
+    u = counter_random.bits_to_unit_float(_EXTREME_BITS)
+    g = np.asarray(-np.log(-np.log(np.asarray(u))))
+    assert np.isfinite(g).all()
+    # Through keras.ops, as `gumbel` computes it.
+    from keras import ops
+
+    g_ops = np.asarray(-ops.log(-ops.log(u)))
+    assert np.isfinite(g_ops).all()
+    np.testing.assert_allclose(g_ops[[0, -1]], [-2.8115, 16.6355], atol=1e-3)
+
+
+def test_gumbel_is_finite_over_many_draws():
+    g = np.asarray(counter_random.gumbel(3, 2, 9, np.arange(256), (256, 4096)))
+    assert np.isfinite(g).all()
