@@ -229,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     from electra_keras.export import commands as export_commands
     from electra_keras.finetuning import commands as finetuning_commands
     from electra_keras.serving import commands as serving_commands
+    from electra_keras.study import commands as study_commands
 
     parser = argparse.ArgumentParser(
         prog="electra-keras",
@@ -243,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
         export_commands,
         serving_commands,
         conversion_commands,
+        study_commands,
     ):
         module.add_parsers(subparsers)
     return parser

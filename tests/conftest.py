@@ -93,3 +93,31 @@ def _seeded():
     import keras
 
     keras.utils.set_random_seed(1234)
+
+
+# A small word corpus for end-to-end pretraining runs.
+WORDS = (
+    "the cat dog sat on mat ran fast slow red blue green house tree river "
+    "bird sang song under over quickly happily morning evening light dark"
+).split()
+
+
+def write_word_corpus(path, num_docs=60, seed=0):
+    """A corpus of random sentences over `WORDS`, blank lines between documents."""
+    rng = np.random.default_rng(seed)
+    docs = []
+    for _ in range(num_docs):
+        sentences = [
+            " ".join(rng.choice(WORDS, size=rng.integers(4, 12))) + " ."
+            for _ in range(rng.integers(2, 6))
+        ]
+        docs.append("\n".join(sentences))
+    path.write_text("\n\n".join(docs) + "\n")
+    return str(path)
+
+
+def write_word_vocab(path):
+    """A vocabulary with the special tokens, "." and "," and `WORDS`."""
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ","] + WORDS
+    path.write_text("\n".join(tokens) + "\n")
+    return str(path)

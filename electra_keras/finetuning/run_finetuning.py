@@ -178,6 +178,7 @@ def _build_model(
     seq_len: int,
     dropout: float,
     verbose: int,
+    random_init: bool = False,
 ):
     from electra_keras.config import get_preset
     from electra_keras.models.classifier import ElectraClassifier
@@ -186,7 +187,7 @@ def _build_model(
     )
 
     explicit = pretrained is not None
-    if pretrained is None and os.path.isfile(DEFAULT_PRETRAINED):
+    if pretrained is None and not random_init and os.path.isfile(DEFAULT_PRETRAINED):
         pretrained = DEFAULT_PRETRAINED
     if pretrained is not None and not os.path.isfile(pretrained):
         raise FileNotFoundError(
@@ -199,6 +200,8 @@ def _build_model(
     label_names = None if task.regression else list(task.label_names)
     if pretrained is not None:
         how = "" if explicit else " (the default pretraining output)"
+        if random_init:
+            how = " (its architecture only: RANDOMLY INITIALIZED weights)"
         _say(f"Backbone: {pretrained}{how}; vocabulary {vocab_path}", verbose)
         return ElectraClassifier.from_pretrained(
             pretrained,
@@ -207,6 +210,7 @@ def _build_model(
             label_names=label_names,
             preprocessor=preprocessor,
             label_scale=task.label_scale,
+            reinitialize=random_init,
         )
     config = get_preset(preset).model
     config = dataclasses.replace(
@@ -305,6 +309,7 @@ def finetune(
     seed: int = 0,
     verbose: int = 1,
     double_unordered: bool = True,
+    random_init: bool = False,
 ) -> FinetuningResult:
     """Fine-tunes a classifier and writes `classifier.keras` and `metrics.json`.
 
@@ -343,6 +348,9 @@ def finetune(
         verbose: 0 silent, 1 progress bar, 2 one line per epoch.
         double_unordered: for tasks whose pairs are unordered (MRPC, STS-B),
             also train on each pair swapped, as the original does.
+        random_init: start from random weights: with `pretrained`, a fresh
+            backbone of its architecture; without, a random `preset` model
+            (the default pretraining output is not looked for).
     """
     import keras
 
@@ -378,7 +386,9 @@ def finetune(
     if seq_len is None:
         seq_len = DEFAULT_SEQ_LEN.get(spec.name, 128)
     keras.utils.set_random_seed(seed)
-    model = _build_model(spec, pretrained, preset, vocab, seq_len, dropout, verbose)
+    model = _build_model(
+        spec, pretrained, preset, vocab, seq_len, dropout, verbose, random_init
+    )
     if seq_len > model.backbone.max_sequence_length:
         raise ValueError(
             f"--seq-len {seq_len} is larger than the backbone's position table "

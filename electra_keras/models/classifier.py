@@ -149,6 +149,7 @@ class ElectraClassifier(keras.Model):
         dropout: float = 0.1,
         label_names: Sequence[str] | None = None,
         preprocessor: ElectraClassifierPreprocessor | None = None,
+        reinitialize: bool = False,
         **kwargs: Any,
     ) -> ElectraClassifier:
         """A classifier on a saved discriminator (`discriminator.keras`).
@@ -161,6 +162,9 @@ class ElectraClassifier(keras.Model):
             label_names: class names (see the class docstring).
             preprocessor: an `ElectraClassifierPreprocessor`; its vocabulary
                 must be the one the discriminator was pretrained with.
+            reinitialize: keep only the architecture: a backbone of the same
+                config with freshly initialized weights (the random-init
+                baseline of a pretraining comparison).
             **kwargs: passed to the constructor.
         """
         loaded = keras.saving.load_model(path, compile=False)
@@ -177,6 +181,8 @@ class ElectraClassifier(keras.Model):
                 "`discriminator.keras` of a pretraining run or a converted checkpoint)."
             )
         _check_vocab_size(backbone, preprocessor)
+        if reinitialize:
+            backbone = ElectraBackbone.from_config(backbone.get_config())
         return cls(
             backbone,
             num_labels,

@@ -303,7 +303,7 @@ def run_pretraining(
 
 
 def _eval_data(eval_dir, config, tokens, special_ids):
-    """The eval dataset (repeated, unshuffled), its unigram entropy, a probe batch."""
+    """The fixed eval batches (a dataset), their unigram entropy, a probe batch."""
     from electra_keras.data import tfrecords
     from electra_keras.training import evaluation
 
@@ -314,9 +314,10 @@ def _eval_data(eval_dir, config, tokens, special_ids):
             f"examples, fewer than one batch ({config.batch_size}); give a larger "
             "--eval-corpus, raise eval_fraction, or set eval_steps=0."
         )
-    # Finite and cached: every evaluation reads the same first `eval_steps`
-    # batches from the start (Keras keeps a repeated dataset's iterator going).
-    dataset = (
+    import numpy as np
+    import tensorflow as tf
+
+    batches = list(
         tfrecords.load_pretraining_dataset(
             eval_dir,
             seq_len=config.seq_len,
@@ -325,11 +326,16 @@ def _eval_data(eval_dir, config, tokens, special_ids):
             repeat=False,
             vocab_size=len(tokens),
             lowercase=config.lowercase,
-        )
-        .take(config.eval_steps)
-        .cache()
+        ).take(config.eval_steps)
     )
-    batches = list(dataset)
+    # Every evaluation reads these same batches from the start, from a dataset
+    # of known cardinality: Keras 3.15 `evaluate` runs one extra step on a
+    # dataset of unknown cardinality (a TFRecord file) and averages a zero
+    # into every `Mean` metric.
+    arrays = {k: np.concatenate([b[k].numpy() for b in batches]) for k in batches[0]}
+    dataset = tf.data.Dataset.from_tensor_slices(arrays).batch(
+        config.batch_size, drop_remainder=True
+    )
     unigram = evaluation.unigram_entropy(
         [{k: v.numpy() for k, v in b.items()} for b in batches],
         special_ids.values(),
@@ -348,15 +354,14 @@ def _final_metrics(config, history, unigram, guard, steps) -> dict[str, Any]:
             key: evals.get(key, float("nan")) for key in evaluation.EVAL_KEYS
         } | evals
     fraction = evals.get("replaced_fraction", train.get("replaced_fraction"))
+    finite = fraction is not None and math.isfinite(fraction)
     return {
         "objective": "electra" if config.electra_objective else "mlm",
         "steps": steps,
         "train": train,
         "eval": evals,
         "unigram_entropy": unigram,
-        "prior_entropy": (
-            evaluation.binary_entropy(fraction) if fraction is not None else None
-        ),
+        "prior_entropy": evaluation.binary_entropy(fraction) if finite else None,
         "collapse": {
             "fired": guard.fired,
             "events": guard.events,

@@ -13,31 +13,9 @@ import pytest
 
 from electra_keras.cli import main
 
-from conftest import REPO_ROOT
-
-WORDS = (
-    "the cat dog sat on mat ran fast slow red blue green house tree river "
-    "bird sang song under over quickly happily morning evening light dark"
-).split()
-
-
-def _write_corpus(path, num_docs=60, seed=0):
-    rng = np.random.default_rng(seed)
-    docs = []
-    for _ in range(num_docs):
-        sentences = [
-            " ".join(rng.choice(WORDS, size=rng.integers(4, 12))) + " ."
-            for _ in range(rng.integers(2, 6))
-        ]
-        docs.append("\n".join(sentences))
-    path.write_text("\n\n".join(docs) + "\n")
-    return str(path)
-
-
-def _write_vocab(path):
-    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ","] + WORDS
-    path.write_text("\n".join(tokens) + "\n")
-    return str(path)
+from conftest import REPO_ROOT, WORDS
+from conftest import write_word_corpus as _write_corpus
+from conftest import write_word_vocab as _write_vocab
 
 
 def _args(tmp_path, *extra):
