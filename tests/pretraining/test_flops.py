@@ -1,6 +1,5 @@
 """FLOP counts of ELECTRA and MLM steps against a hand computation."""
 
-
 from electra_keras.config import get_preset
 from electra_keras.pretraining import flops
 

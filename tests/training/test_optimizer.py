@@ -80,7 +80,7 @@ def test_reads_config_and_keyword_overrides():
         config, weight_decay=0.0, clipnorm=0.0, adam_epsilon=1e-8
     )
     schedule = optimizer._learning_rate
-    assert schedule.peak_learning_rate == 1e-3
+    assert schedule.peak_learning_rate == 5e-4
     assert schedule.warmup_steps == 70
     assert schedule.train_steps == 900
     assert optimizer.weight_decay == 0.0
@@ -243,3 +243,14 @@ def test_no_bias_correction_like_the_original():
             var.numpy(), -0.01 * expected * np.array([1, -1, 1]), rtol=1e-5
         )
     assert ElectraAdamW.from_config(opt.get_config()).bias_correction is True
+
+
+def test_bias_correction_comes_from_the_config():
+    # The paper's presets keep the original's uncorrected Adam; the short
+    # `tiny` recipe corrects it (see config.py).
+    assert create_optimizer(get_preset("small")).bias_correction is False
+    assert create_optimizer(get_preset("tiny")).bias_correction is True
+    config = get_preset("small").replace(adam_bias_correction=True)
+    assert create_optimizer(config).bias_correction is True
+    wrapped = create_optimizer(get_preset("tiny"), mixed_precision="mixed_float16")
+    assert wrapped.inner_optimizer.bias_correction is True
