@@ -153,3 +153,69 @@ def test_resuming_with_a_different_config_is_refused(tmp_path, capsys):
     assert main(_args(tmp_path)) == 2
     err = capsys.readouterr().err
     assert "learning_rate" in err and "different config" in err
+
+
+@pytest.mark.slow
+def test_eval_split_metrics_json_and_eval_mode(tmp_path, capsys):
+    import tensorflow as tf
+
+    import electra_keras.models.pretrainer  # noqa: F401 (registers classes)
+    from electra_keras.data import tfrecords
+    from electra_keras.training.evaluation import binary_entropy, unigram_entropy
+
+    args = _args(tmp_path, "--train-steps", "4", "--steps-per-epoch", "2")
+    args += ["--eval-fraction", "0.2", "--eval-steps", "2"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    run = tmp_path / "run"
+    # Every 5th packed example is held out, in its own directory.
+    train_meta = json.loads((run / "data" / "metadata.json").read_text())
+    eval_meta = json.loads((run / "data" / "eval" / "metadata.json").read_text())
+    total = train_meta["num_examples"] + eval_meta["num_examples"]
+    assert eval_meta["num_examples"] == total // 5
+    assert "Unigram entropy of the eval tokens" in out
+    assert "eval discriminator AUC" in out and "Verdict:" in out
+    assert "electra-keras finetune --task mr --pretrained" in out
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    for key in ("disc_auc", "disc_accuracy", "mlm_loss", "mlm_accuracy"):
+        assert isinstance(metrics["eval"][key], float), key
+    assert len(metrics["history"]["val_mlm_loss"]) == 2  # every epoch
+    batches = list(
+        tfrecords.load_pretraining_dataset(
+            run / "data" / "eval", 32, 4, shuffle=False, repeat=False
+        ).take(2)
+    )
+    arrays = [{k: v.numpy() for k, v in b.items()} for b in batches]
+    assert metrics["unigram_entropy"] == pytest.approx(
+        unigram_entropy(arrays, (0, 2, 3, 4))
+    )
+    # The reported eval numbers are the eval-mode (no dropout) pass over the
+    # fixed batches with the fixed step-0 masks: recompute them by hand.
+    model = keras.saving.load_model(run / "pretrainer.keras", compile=False)
+    mlm, fraction = [], []
+    for batch in batches:
+        o = model.compute_pretraining_outputs(
+            batch, tf.constant(0, tf.int64), tf.range(4), training=False
+        )
+        mlm.append(float(o["mlm_loss_sum"] / o["mlm_count"]))
+        fraction.append(float(o["replaced_count"] / o["disc_count"]))
+    assert metrics["eval"]["mlm_loss"] == pytest.approx(np.mean(mlm), rel=1e-4)
+    assert metrics["eval"]["replaced_fraction"] == pytest.approx(
+        np.mean(fraction), rel=1e-4
+    )
+    assert metrics["prior_entropy"] == pytest.approx(
+        binary_entropy(np.mean(fraction)), rel=1e-4
+    )
+    # The same pass again gives the same numbers (fixed masks, no dropout).
+    again = [
+        float(o["mlm_loss_sum"] / o["mlm_count"])
+        for o in (
+            model.compute_pretraining_outputs(
+                b, tf.constant(0, tf.int64), tf.range(4), training=False
+            )
+            for b in batches
+        )
+    ]
+    assert again == mlm
+    assert metrics["collapse"]["fired"] in (True, False)
