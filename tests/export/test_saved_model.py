@@ -210,7 +210,10 @@ def test_token_ids_signature_matches_text_signature(exported):
         **{k: tf.constant(v) for k, v in inputs.items()},
     )
     by_text = serve(loaded.signatures["serving_default"], text=strings(TEXTS))
-    for key in ("scores", "label_ids", "labels"):
+    # Same ids, same graph below the tokenizer; the two signatures batch the
+    # matmuls differently, so scores may differ in the last bit.
+    np.testing.assert_allclose(by_ids["scores"], by_text["scores"], atol=1e-6)
+    for key in ("label_ids", "labels"):
         np.testing.assert_array_equal(by_ids[key], by_text[key])
 
 
