@@ -74,7 +74,7 @@ def test_micro_study_writes_table_json_and_chart(tmp_path, capsys):
     corpus = write_word_corpus(tmp_path / "corpus.txt", num_docs=80)
     vocab = write_word_vocab(tmp_path / "vocab.txt")
     task = _csv_task(tmp_path)
-    result = run_study(
+    options = dict(
         output_dir=str(tmp_path / "study"),
         budget=0.01,  # 5 ELECTRA steps of the tiny preset
         tasks=[task],
@@ -91,6 +91,7 @@ def test_micro_study_writes_table_json_and_chart(tmp_path, capsys):
         finetune_options={"epochs": 1, "batch_size": 8, "seq_len": 16},
         verbose=0,
     )
+    result = run_study(**options)
     summary = json.loads(open(result.json_path).read())
     assert summary["pretraining"]["electra"]["steps"] == 5
     electra, mlm = summary["pretraining"]["electra"], summary["pretraining"]["mlm"]
@@ -113,22 +114,6 @@ def test_micro_study_writes_table_json_and_chart(tmp_path, capsys):
     assert "ELECTRA > MLM > random init on every task" in out
     assert "TFLOP" in out
     # Started again, everything is reused: same numbers, no training.
-    again = run_study(
-        output_dir=str(tmp_path / "study"),
-        budget=0.01,
-        tasks=[task],
-        seeds=2,
-        corpus=[corpus],
-        vocab=vocab,
-        config_changes={
-            "batch_size": 4,
-            "seq_len": 32,
-            "model.max_sequence_length": 32,
-            "eval_steps": 2,
-            "eval_fraction": 0.2,
-        },
-        finetune_options={"epochs": 1, "batch_size": 8, "seq_len": 16},
-        verbose=0,
-    )
+    again = run_study(**options)
     assert again.summary["finetuning"] == summary["finetuning"]
     assert not math.isnan(again.summary["seconds"])
