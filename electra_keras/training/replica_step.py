@@ -77,6 +77,27 @@ class ReplicaXlaStepMixin:
             if not self.optimizer.built:
                 self.optimizer.build(self.trainable_variables)
 
+    def evaluate(self, x=None, y=None, *args, steps=None, **kwargs):
+        """`keras.Model.evaluate`, refusing data that Keras 3.15 miscounts.
+
+        On a `tf.data.Dataset` of unknown cardinality (a TFRecord file, a
+        `filter`) and no `steps`, Keras 3.15 runs one extra step after the
+        data ends and averages a zero into every `Mean` metric (MLM loss,
+        accuracies: 1/(n+1) too low over n batches).
+        """
+        _check_eval_data(x, steps, "evaluate()", "steps")
+        return super().evaluate(x, y, *args, steps=steps, **kwargs)
+
+    def fit(self, *args, validation_data=None, validation_steps=None, **kwargs):
+        """`keras.Model.fit`, checking `validation_data` as `evaluate` does."""
+        _check_eval_data(validation_data, validation_steps, "fit()", "validation_steps")
+        return super().fit(
+            *args,
+            validation_data=validation_data,
+            validation_steps=validation_steps,
+            **kwargs,
+        )
+
     def get_compile_config(self):
         # The optimizer is saved with the weights; a loaded pretrainer is
         # compiled again by the caller (e.g. to resume with a new schedule).
@@ -210,6 +231,20 @@ class ReplicaXlaStepMixin:
 
     def predict_step(self, data):
         return self(_unpack(data), training=False)
+
+
+def _check_eval_data(data, steps, where: str, steps_name: str) -> None:
+    if (
+        steps is None
+        and isinstance(data, tf.data.Dataset)
+        and int(data.cardinality()) == tf.data.UNKNOWN_CARDINALITY
+    ):
+        raise ValueError(
+            f"{where} got an evaluation dataset of unknown cardinality and no "
+            f"`{steps_name}`: Keras 3.15 would average an extra zero step into every "
+            f"mean metric. Pass `{steps_name}=N`, or give the dataset a known size "
+            "(`.apply(tf.data.experimental.assert_cardinality(N))`)."
+        )
 
 
 def _unpack(data):

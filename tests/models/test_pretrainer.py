@@ -153,6 +153,27 @@ def test_evaluate_uses_fixed_masks(tiny_config):
     assert first["loss"] == pytest.approx(second["loss"], rel=1e-6)
 
 
+def test_evaluate_means_are_exact_and_unknown_cardinality_is_refused(tiny_config):
+    model = _build(tiny_config)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3), xla=False)
+    batch = make_token_batch()
+    data = tf.data.Dataset.from_tensor_slices(batch).batch(8, drop_remainder=True)
+    result = model.evaluate(data, verbose=0, return_dict=True)
+    losses = []
+    for b in data:
+        o = model.compute_pretraining_outputs(
+            b, tf.constant(0, tf.int64), tf.range(8), training=False
+        )
+        losses.append(float(o["mlm_loss_sum"] / o["mlm_count"]))
+    assert result["mlm_loss"] == pytest.approx(np.mean(losses), rel=1e-5)
+    # Keras 3.15 adds a zero step to data of unknown cardinality: refused.
+    unknown = data.filter(lambda b: True)
+    with pytest.raises(ValueError, match="unknown cardinality"):
+        model.evaluate(unknown, verbose=0)
+    steps = model.evaluate(unknown, steps=len(losses), verbose=0, return_dict=True)
+    assert steps["mlm_loss"] == pytest.approx(np.mean(losses), rel=1e-5)
+
+
 def test_bad_inputs(tiny_config):
     model = _build(tiny_config)
     model.compile(optimizer=keras.optimizers.AdamW(1e-3), xla=False)
