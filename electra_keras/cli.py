@@ -214,6 +214,8 @@ def summarize_pretraining(result) -> str:
             "any collapse warning); it needs more steps or another recipe."
         )
         lines.append("  Verdict: " + verdict)
+    else:
+        lines.append("  No evaluation ran (no held-out data), so no verdict.")
     if metrics.get("collapse", {}).get("fired"):
         lines.append("  The collapse guard fired during the run (see above).")
     lines.append(f"  Discriminator: {result.discriminator_path}")

@@ -62,3 +62,43 @@ def test_default_command_smoke_run(tmp_path):
     discriminator = keras.saving.load_model(tmp_path / "run" / "discriminator.keras")
     assert discriminator.vocab_size == 30522  # BERT uncased vocabulary
     assert discriminator.hidden_dim == 128  # the tiny preset
+
+
+def test_pretraining_summary_gives_a_verdict():
+    from types import SimpleNamespace
+
+    from electra_keras.cli import summarize_pretraining
+
+    def result(auc, mlm, **extra):
+        evals = dict(
+            mlm_loss=mlm,
+            mlm_accuracy=0.2,
+            disc_auc=auc,
+            disc_accuracy=0.9,
+            disc_loss=0.3,
+            disc_precision=0.6,
+            disc_recall=0.3,
+        )
+        metrics = {
+            "objective": "electra",
+            "eval": evals,
+            "unigram_entropy": 6.9,
+            "prior_entropy": 0.41,
+            "collapse": {"fired": False},
+            **extra,
+        }
+        return SimpleNamespace(
+            steps=500, seconds=60.0, metrics=metrics, discriminator_path="r/d.keras"
+        )
+
+    good = summarize_pretraining(result(auc=0.85, mlm=6.2))
+    assert "Verdict: the run learned context" in good
+    assert "eval discriminator AUC 0.850" in good and "unigram entropy 6.900" in good
+    assert "electra-keras finetune --task mr --pretrained r/d.keras" in good
+    # AUC high but the generator only learned frequencies: not learned.
+    assert "NOT learned" in summarize_pretraining(result(auc=0.85, mlm=6.85))
+    assert "NOT learned" in summarize_pretraining(result(auc=0.6, mlm=6.2))
+    fired = summarize_pretraining(result(auc=0.5, mlm=7.0, collapse={"fired": True}))
+    assert "collapse guard fired" in fired
+    empty = summarize_pretraining(result(auc=0.5, mlm=7.0, eval={}))
+    assert "No evaluation ran" in empty

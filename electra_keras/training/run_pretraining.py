@@ -230,6 +230,15 @@ def run_pretraining(
     )
     eval_dataset, unigram = None, None
     probe_batch = next(iter(dataset.take(1)))
+    held_out = (tfrecords.read_metadata(eval_dir) or {}).get("num_examples", 0)
+    if evaluate and held_out < config.batch_size:
+        evaluate = False
+        print(
+            f"NOTICE: no evaluation: the eval data in {eval_dir} has {held_out} "
+            f"example(s), fewer than one batch ({config.batch_size}). Give an "
+            "--eval-corpus or a larger --eval-fraction.",
+            flush=True,
+        )
     if evaluate:
         eval_dataset, unigram, probe_batch = _eval_data(
             eval_dir, config, tokens, special_ids
@@ -304,18 +313,11 @@ def run_pretraining(
 
 def _eval_data(eval_dir, config, tokens, special_ids):
     """The fixed eval batches (a dataset), their unigram entropy, a probe batch."""
-    from electra_keras.data import tfrecords
-    from electra_keras.training import evaluation
-
-    metadata = tfrecords.read_metadata(eval_dir) or {}
-    if metadata.get("num_examples", 0) < config.batch_size:
-        raise ConfigError(
-            f"The eval data in {eval_dir} has {metadata.get('num_examples', 0)} "
-            f"examples, fewer than one batch ({config.batch_size}); give a larger "
-            "--eval-corpus, raise eval_fraction, or set eval_steps=0."
-        )
     import numpy as np
     import tensorflow as tf
+
+    from electra_keras.data import tfrecords
+    from electra_keras.training import evaluation
 
     batches = list(
         tfrecords.load_pretraining_dataset(
