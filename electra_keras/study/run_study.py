@@ -126,7 +126,6 @@ def run_study(
             flush=True,
         )
 
-    pretrained = {}
     electra_run = _pretrain(
         electra, os.path.join(output_dir, "electra"), corpus, vocab, verbose
     )

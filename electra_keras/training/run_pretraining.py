@@ -229,7 +229,6 @@ def run_pretraining(
         lowercase=config.lowercase,
     )
     eval_dataset, unigram = None, None
-    probe_batch = next(iter(dataset.take(1)))
     held_out = (tfrecords.read_metadata(eval_dir) or {}).get("num_examples", 0)
     if evaluate and held_out < config.batch_size:
         evaluate = False
@@ -239,7 +238,10 @@ def run_pretraining(
             "--eval-corpus or a larger --eval-fraction.",
             flush=True,
         )
-    if evaluate:
+    if not evaluate:
+        # The guard's representation probe: the first eval batch, else this.
+        probe_batch = next(iter(dataset.take(1)))
+    else:
         eval_dataset, unigram, probe_batch = _eval_data(
             eval_dir, config, tokens, special_ids
         )
@@ -319,8 +321,9 @@ def _eval_data(eval_dir, config, tokens, special_ids):
     from electra_keras.data import tfrecords
     from electra_keras.training import evaluation
 
-    batches = list(
-        tfrecords.load_pretraining_dataset(
+    batches = [
+        {k: v.numpy() for k, v in batch.items()}
+        for batch in tfrecords.load_pretraining_dataset(
             eval_dir,
             seq_len=config.seq_len,
             batch_size=config.batch_size,
@@ -329,19 +332,16 @@ def _eval_data(eval_dir, config, tokens, special_ids):
             vocab_size=len(tokens),
             lowercase=config.lowercase,
         ).take(config.eval_steps)
-    )
+    ]
     # Every evaluation reads these same batches from the start, from a dataset
     # of known cardinality: Keras 3.15 `evaluate` runs one extra step on a
     # dataset of unknown cardinality (a TFRecord file) and averages a zero
     # into every `Mean` metric.
-    arrays = {k: np.concatenate([b[k].numpy() for b in batches]) for k in batches[0]}
+    arrays = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
     dataset = tf.data.Dataset.from_tensor_slices(arrays).batch(
         config.batch_size, drop_remainder=True
     )
-    unigram = evaluation.unigram_entropy(
-        [{k: v.numpy() for k, v in b.items()} for b in batches],
-        special_ids.values(),
-    )
+    unigram = evaluation.unigram_entropy(batches, special_ids.values())
     return dataset, unigram, batches[0]
 
 
