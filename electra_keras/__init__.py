@@ -2,9 +2,17 @@
 
 `import electra_keras` registers every model, layer and optimizer with
 `keras.saving`, so `keras.saving.load_model("classifier.keras")` works after it.
+When the process is the `electra-keras` command, TensorFlow is imported first
+with its start-up lines hidden (see `electra_keras.quiet_startup`).
 """
 
 __version__ = "0.1.0"
+
+
+def _quiet_cli_startup() -> None:
+    from electra_keras.quiet_startup import quiet_cli_startup
+
+    quiet_cli_startup()
 
 
 def _register() -> None:
@@ -13,4 +21,5 @@ def _register() -> None:
     import electra_keras.training.optimizer  # noqa: F401
 
 
+_quiet_cli_startup()
 _register()

@@ -18,6 +18,7 @@ from electra_keras.config import (
     ConfigError,
     get_preset,
 )
+from electra_keras.quiet_startup import verbose_requested
 
 
 def _add_pretrain_parser(subparsers) -> None:
@@ -226,7 +227,13 @@ def summarize_pretraining(result) -> str:
     return "\n".join(lines)
 
 
+_VERBOSE_HELP = (
+    "Full TensorFlow logs and Python tracebacks (also: ELECTRA_KERAS_VERBOSE=1)."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from electra_keras import runtime_info
     from electra_keras.conversion import commands as conversion_commands
     from electra_keras.export import commands as export_commands
     from electra_keras.finetuning import commands as finetuning_commands
@@ -237,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="electra-keras",
         description="ELECTRA pretraining, fine-tuning, export and serving with Keras 3.",
     )
+    parser.add_argument("--verbose", action="store_true", help=_VERBOSE_HELP)
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_pretrain_parser(subparsers)
     subparsers.choices["pretrain"].set_defaults(handler=_pretrain)
@@ -247,20 +255,34 @@ def build_parser() -> argparse.ArgumentParser:
         serving_commands,
         conversion_commands,
         study_commands,
+        runtime_info,
     ):
         module.add_parsers(subparsers)
+    for subparser in subparsers.choices.values():
+        # SUPPRESS: a subcommand without the flag keeps the top level's value.
+        subparser.add_argument(
+            "--verbose",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help=_VERBOSE_HELP,
+        )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Runs the command line; returns the exit status.
+
+    TensorFlow's start-up lines are hidden before this runs, when the package
+    is imported (see `electra_keras.quiet_startup`).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.verbose = args.verbose or verbose_requested([])
     try:
         return args.handler(args)
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         # Our errors name the problem; a traceback adds nothing for users.
-        if os.environ.get("ELECTRA_KERAS_DEBUG"):
+        if args.verbose or os.environ.get("ELECTRA_KERAS_DEBUG"):
             raise
         print(f"electra-keras {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -45,7 +45,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 def _export(args: argparse.Namespace) -> int:
     from electra_keras.export.saved_model import export_classifier
+    from electra_keras.runtime_info import runtime_line
 
+    print(runtime_line(), flush=True)
     path = export_classifier(
         args.model,
         args.name,

@@ -20,6 +20,8 @@ from electra_keras.config import PRESET_NAMES
 
 TASK_CHOICES = ("mr", "trec", "cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli")
 TASK_CHOICES += ("rte", "wnli", "csv")
+# --progress -> Keras `fit(verbose=...)`.
+PROGRESS_TO_KERAS = {"bar": 1, "epoch": 2, "off": 0}
 
 
 def _add_data_args(p: argparse.ArgumentParser, train: bool) -> None:
@@ -97,11 +99,10 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
-        "--verbose",
-        type=int,
-        default=1,
-        choices=(0, 1, 2),
-        help="Keras progress: 1 bar, 2 one line per epoch.",
+        "--progress",
+        default="bar",
+        choices=tuple(PROGRESS_TO_KERAS),
+        help="Training progress: a Keras progress bar, one line per epoch, or off.",
     )
     p.set_defaults(handler=_finetune)
 
@@ -157,7 +158,7 @@ def _finetune(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay,
         dropout=args.dropout,
         seed=args.seed,
-        verbose=args.verbose,
+        verbose=PROGRESS_TO_KERAS[args.progress],
         double_unordered=args.double_unordered,
     )
     return 0

@@ -426,6 +426,15 @@ def finetune(
             first_dev, model.preprocessor, 64, label_scale=model.label_scale
         )
     os.makedirs(output_dir, exist_ok=True)
+    from electra_keras.runtime_info import runtime_line
+
+    _say(
+        runtime_line(
+            precision=keras.mixed_precision.global_policy().name,
+            xla=bool(model.jit_compile),
+        ),
+        verbose,
+    )
     _say(
         f"Fine-tuning {model.count_params():,} parameters: {epochs} epochs x "
         f"{steps_per_epoch} steps, batch {batch_size}, seq_len {seq_len}, lr "

@@ -38,7 +38,7 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--rest-port", type=int, default=8501, help="REST port (0: none).")
     p.add_argument("--grpc-port", type=int, default=8500, help="gRPC port (0: none).")
     p.add_argument("--host", default="127.0.0.1", help="Address to bind.")
-    p.add_argument("--verbose", action="store_true", help="Log each REST request.")
+    # --verbose (the CLI's global flag) also logs each REST request.
     p.set_defaults(handler=_serve)
 
     c = subparsers.add_parser(
@@ -75,12 +75,14 @@ def add_parsers(subparsers) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from electra_keras.runtime_info import runtime_line
     from electra_keras.serving.grpc_server import GrpcServer
     from electra_keras.serving.model_registry import ModelRegistry
     from electra_keras.serving.rest_server import RestServer
 
     if not args.rest_port and not args.grpc_port:
         raise ValueError("Both --rest-port and --grpc-port are 0: nothing to serve.")
+    print(runtime_line(), flush=True)
     registry = ModelRegistry.from_config_file(args.model_config)
     servers = []
     try:

@@ -129,6 +129,13 @@ def run_pretraining(
             f"of replicas ({replicas})."
         )
     strategy_lib.set_mixed_precision(config.mixed_precision)
+    xla = strategy_lib.resolve_xla(config.xla)
+    from electra_keras.runtime_info import runtime_line
+
+    print(
+        runtime_line(precision=config.mixed_precision, xla=xla, replicas=replicas),
+        flush=True,
+    )
 
     # --- 2. data --------------------------------------------------------------
     if corpus_files is None:
@@ -197,7 +204,6 @@ def run_pretraining(
     from electra_keras.training.optimizer import create_optimizer
 
     keras.utils.set_random_seed(config.seed)
-    xla = strategy_lib.resolve_xla(config.xla)
     special_ids = {
         "pad_id": tokenizer.pad_id,
         "cls_id": tokenizer.cls_id,
@@ -272,8 +278,7 @@ def run_pretraining(
     if resume_step:
         print(f"Resuming from step {resume_step} (found {backup_dir}).", flush=True)
     print(
-        f"Pretraining {_describe(config, model)} for {config.train_steps} steps on "
-        f"{replicas} replica(s), XLA {'on' if xla else 'off'}.",
+        f"Pretraining {_describe(config, model)} for {config.train_steps} steps.",
         flush=True,
     )
     history = model.fit(

@@ -278,8 +278,8 @@ def test_cli_finetune_evaluate_predict(tmp_path, capsys):
             "8",
             "--learning-rate",
             "3e-3",
-            "--verbose",
-            "2",
+            "--progress",
+            "epoch",
         ]
     )
     assert code == 0
