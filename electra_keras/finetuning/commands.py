@@ -21,7 +21,7 @@ from electra_keras.config import PRESET_NAMES
 TASK_CHOICES = ("mr", "trec", "cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli")
 TASK_CHOICES += ("rte", "wnli", "csv")
 # --progress -> Keras `fit(verbose=...)`.
-PROGRESS_TO_KERAS = {"bar": 1, "epoch": 2, "off": 0}
+PROGRESS_TO_KERAS = {"auto": "auto", "bar": 1, "epoch": 2, "off": 0}
 
 
 def _add_data_args(p: argparse.ArgumentParser, train: bool) -> None:
@@ -100,9 +100,10 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--progress",
-        default="bar",
+        default="auto",
         choices=tuple(PROGRESS_TO_KERAS),
-        help="Training progress: a Keras progress bar, one line per epoch, or off.",
+        help="Training progress: auto (a progress bar on a terminal, else one "
+        "line per epoch), bar, epoch (one line per epoch) or off.",
     )
     p.set_defaults(handler=_finetune)
 

@@ -307,7 +307,7 @@ def finetune(
     weight_decay: float = 0.01,
     dropout: float = 0.1,
     seed: int = 0,
-    verbose: int = 1,
+    verbose: int | str = "auto",
     double_unordered: bool = True,
     random_init: bool = False,
 ) -> FinetuningResult:
@@ -345,7 +345,8 @@ def finetune(
         weight_decay: AdamW decoupled weight decay.
         dropout: dropout on the [CLS] representation.
         seed: seed of initialization, dropout and shuffling.
-        verbose: 0 silent, 1 progress bar, 2 one line per epoch.
+        verbose: 0 silent, 1 progress bar, 2 one line per epoch, "auto"
+            (the default) the bar on a terminal, else one line per epoch.
         double_unordered: for tasks whose pairs are unordered (MRPC, STS-B),
             also train on each pair swapped, as the original does.
         random_init: start from random weights: with `pretrained`, a fresh
@@ -355,7 +356,9 @@ def finetune(
     import keras
 
     from electra_keras.finetuning.optimizer import create_finetuning_optimizer
+    from electra_keras.training.progress import progress_settings
 
+    keras_verbose, progress = progress_settings(verbose)
     if epochs is None:
         epochs = DEFAULT_EPOCHS.get(task, 3)
     if epochs <= 0 or batch_size <= 0:
@@ -446,8 +449,11 @@ def finetune(
         validation_data=validation,
         epochs=epochs,
         shuffle=False,  # `train_data` is shuffled, again each epoch.
-        verbose=verbose,
-        callbacks=[keras.callbacks.TensorBoard(os.path.join(output_dir, "logs"))],
+        verbose=keras_verbose,
+        callbacks=[
+            keras.callbacks.TensorBoard(os.path.join(output_dir, "logs")),
+            *progress,
+        ],
     )
     model_path = os.path.join(output_dir, CLASSIFIER_FILE)
     model.save(model_path)

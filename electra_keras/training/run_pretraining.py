@@ -84,7 +84,8 @@ def run_pretraining(
             from the corpus, None without it uses BERT's uncased vocabulary.
         build_vocab_size: Size of a WordPiece vocabulary to learn.
         num_shards: TFRecord shards to write.
-        verbose: Keras `fit` verbosity (progress bar by default).
+        verbose: 0 silent, 1 Keras' progress bar, 2 one line per epoch, or
+            "auto" (the default): the bar on a terminal, else lines.
         eval_corpus: Text files or globs for evaluation. None: the WikiText-2
             validation split with the demo corpus, else every
             `1 / config.eval_fraction`-th packed example of `corpus`.
@@ -202,6 +203,7 @@ def run_pretraining(
     from electra_keras.training.callbacks import PeriodicCheckpoint
     from electra_keras.training.collapse_guard import CollapseGuard
     from electra_keras.training.optimizer import create_optimizer
+    from electra_keras.training.progress import progress_settings
 
     keras.utils.set_random_seed(config.seed)
     special_ids = {
@@ -281,13 +283,14 @@ def run_pretraining(
         f"Pretraining {_describe(config, model)} for {config.train_steps} steps.",
         flush=True,
     )
+    keras_verbose, progress = progress_settings(verbose)
     history = model.fit(
         dataset,
         epochs=epochs,
         steps_per_epoch=config.steps_per_epoch,
-        callbacks=callbacks,
+        callbacks=callbacks + progress,
         shuffle=False,
-        verbose=verbose,
+        verbose=keras_verbose,
         validation_data=eval_dataset,
     )
 

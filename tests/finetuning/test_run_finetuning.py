@@ -106,6 +106,29 @@ def test_evaluate_and_predict(finetuned, tmp_path):
         run_finetuning.evaluate(result.model_path, "mnli", data_dir=data_dir)
 
 
+def test_output_into_a_file_has_one_line_per_epoch(tmp_path, capsys):
+    """stdout is not a terminal here: the default picks one line per epoch."""
+    data_dir = _sst2(tmp_path / "SST-2", n_train=16, n_dev=8)
+    run_finetuning.finetune(
+        task="sst2",
+        data_dir=data_dir,
+        pretrained=_pretrained(tmp_path / "pretrain"),
+        output_dir=str(tmp_path / "out"),
+        **{**FAST, "epochs": 3, "verbose": "auto"},
+    )
+    out = capsys.readouterr().out
+    assert "\r" not in out and "\x1b" not in out
+    epochs = [line for line in out.splitlines() if line.startswith("Epoch ")]
+    assert [line.split(":")[0] for line in epochs] == [
+        "Epoch 1/3",
+        "Epoch 2/3",
+        "Epoch 3/3",
+    ]
+    assert all("val_accuracy" in line for line in epochs)
+    # Nothing else from Keras: no "2/2 - 0s - ..." step lines.
+    assert not any(line.startswith("2/2") for line in out.splitlines())
+
+
 def test_bad_rows_fail_before_training(tmp_path):
     data_dir = _sst2(tmp_path / "SST-2")
     with open(os.path.join(data_dir, "dev.tsv"), "a") as f:
