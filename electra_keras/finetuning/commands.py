@@ -49,6 +49,11 @@ def add_parsers(subparsers) -> None:
         help="Fine-tune a classifier (default: movie-review polarity).",
         description="Fine-tune an ELECTRA discriminator on a classification or "
         "regression task; writes classifier.keras, metrics.json and logs/.",
+        epilog="Examples:\n"
+        "  electra-keras finetune --task mr --pretrained "
+        "runs/pretrain/discriminator.keras\n"
+        "  electra-keras finetune --task csv --train-file train.csv --dev-file "
+        "dev.csv --text-column text --label-column label",
     )
     _add_data_args(p, train=True)
     p.add_argument(
@@ -72,7 +77,7 @@ def add_parsers(subparsers) -> None:
     p.add_argument(
         "--epochs", type=int, help="Default: 10 for rte and stsb, else 3 (original)."
     )
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32, help="Examples per step.")
     p.add_argument(
         "--learning-rate",
         type=float,
@@ -94,10 +99,21 @@ def add_parsers(subparsers) -> None:
         action="store_false",
         help="MRPC, STS-B: do not also train on each pair swapped.",
     )
-    p.add_argument("--warmup-fraction", type=float, default=0.1)
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--dropout", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--warmup-fraction",
+        type=float,
+        default=0.1,
+        help="Fraction of steps of linear warm-up.",
+    )
+    p.add_argument(
+        "--weight-decay", type=float, default=0.01, help="AdamW weight decay."
+    )
+    p.add_argument(
+        "--dropout", type=float, default=0.1, help="Dropout on the [CLS] vector."
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="Seed of weights, dropout, shuffling."
+    )
     p.add_argument(
         "--progress",
         default="auto",
@@ -111,17 +127,26 @@ def add_parsers(subparsers) -> None:
         "evaluate",
         help="Metrics of a fine-tuned classifier on a task's dev set.",
         description="Print the task's metrics (GLUE set) and optionally write JSON.",
+        epilog="Example:\n"
+        "  electra-keras evaluate --model runs/finetune/classifier.keras --task mr",
     )
     p.add_argument("--model", required=True, help="classifier.keras")
     _add_data_args(p, train=False)
     p.add_argument("--split", action="append", help="Split(s) (default: dev).")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument(
+        "--batch-size", type=int, default=64, help="Examples per forward pass."
+    )
     p.add_argument("--output", help="Write the metrics to this JSON file.")
     p.set_defaults(handler=_evaluate)
 
     p = subparsers.add_parser(
         "predict",
         help="Label and scores for texts with a fine-tuned classifier.",
+        description="Print label, scores and text per TEXT (tab-separated), or "
+        "JSON lines.",
+        epilog="Example:\n"
+        "  electra-keras predict --model runs/finetune/classifier.keras "
+        '"a gripping, beautifully acted film"',
     )
     p.add_argument("--model", required=True, help="classifier.keras")
     p.add_argument("texts", nargs="+", metavar="TEXT")
@@ -131,6 +156,7 @@ def add_parsers(subparsers) -> None:
         help="Second text of a pair task (once per TEXT).",
     )
     p.add_argument("--json", action="store_true", help="Print JSON lines.")
+    p.add_argument("--batch-size", type=int, default=32, help="Texts per forward pass.")
     p.set_defaults(handler=_predict)
 
 
@@ -186,7 +212,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from electra_keras.finetuning.run_finetuning import predict
 
-    for item in predict(args.model, args.texts, args.text_pair):
+    for item in predict(
+        args.model, args.texts, args.text_pair, batch_size=args.batch_size
+    ):
         if args.json:
             print(json.dumps(item), flush=True)
         elif "score" in item:

@@ -28,6 +28,8 @@ def add_parsers(subparsers) -> None:
         description="A development and test stand-in for tensorflow_model_server: "
         "same models.config, directory layout, REST paths and JSON formats, gRPC "
         "services and status codes. Binds 127.0.0.1 unless --host says otherwise.",
+        epilog="Example:\n"
+        "  electra-keras serve --model-config serving/models.local.config",
     )
     p.add_argument(
         "--model-config",
@@ -45,6 +47,11 @@ def add_parsers(subparsers) -> None:
         "client",
         help="Send texts to a TF Serving (or `electra-keras serve`) server.",
         description="Prints the server's answer as JSON.",
+        epilog="Examples:\n"
+        "  electra-keras client --rest localhost:8501 --model sentiment "
+        '"a fine film"\n'
+        "  electra-keras client --grpc localhost:8500 --model sentiment --classify "
+        '"a fine film"',
     )
     where = c.add_mutually_exclusive_group(required=True)
     where.add_argument(
@@ -53,7 +60,7 @@ def add_parsers(subparsers) -> None:
     where.add_argument(
         "--grpc", metavar="HOST:PORT", help="gRPC server, e.g. localhost:8500."
     )
-    c.add_argument("--model", required=True, help="Model name.")
+    c.add_argument("--model", required=True, help="Model name (as served).")
     c.add_argument("texts", nargs="*", help="Texts to classify.")
     c.add_argument(
         "--text-pair",

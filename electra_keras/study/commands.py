@@ -11,9 +11,10 @@ def add_parsers(subparsers) -> None:
         help="ELECTRA vs MLM vs random init at equal pretraining FLOPs, fine-tuned.",
         description="Pretrains ELECTRA and plain MLM on the same corpus at equal "
         "training FLOPs, fine-tunes both and a random-init model on each task with "
-        "several seeds, and writes a table, study.json and study.png. Example: "
-        "electra-keras study --budget 0.5",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "several seeds, and writes a table, study.json and study.png.",
+        epilog="Examples:\n"
+        "  electra-keras study\n"
+        "  electra-keras study --budget 4 --seeds 5 --output-dir runs/study-x4",
     )
     p.add_argument(
         "--budget",
