@@ -7,6 +7,14 @@ electra-keras export --model runs/ft/classifier.keras --name sentiment
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shlex
+
+from electra_keras.serving.commands import DEFAULT_GRPC_PORT, DEFAULT_REST_PORT
+
+EXAMPLE_TEXT = "a gripping, beautifully acted film"
+EXAMPLE_PAIR = "the acting is superb"
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -63,8 +71,69 @@ def _export(args: argparse.Namespace) -> int:
     proto = saved_model_pb2.SavedModel()
     with open(f"{path}/saved_model.pb", "rb") as f:
         proto.ParseFromString(f.read())
-    inputs = ", ".join(
-        sorted(proto.meta_graphs[0].signature_def["serving_default"].inputs)
+    inputs = sorted(proto.meta_graphs[0].signature_def["serving_default"].inputs)
+    config_path = write_serving_config(args.base_dir, args.name)
+    print(
+        f"Exported {args.model} to {path} (serving_default inputs: {', '.join(inputs)})"
     )
-    print(f"Exported {args.model} to {path} (serving_default inputs: {inputs})")
+    print(summarize_export(args.name, config_path, pair="text_pair" in inputs))
     return 0
+
+
+def write_serving_config(base_dir: str, name: str) -> str:
+    """Writes `<base_dir>/<name>.config`: a model config that serves `name`.
+
+    Its base path is absolute, so the file works from any directory, with
+    `electra-keras serve` and with TF Serving's `--model_config_file`.
+
+    Returns:
+        The file's path.
+    """
+    from electra_keras.serving.model_config import (
+        ServedModelConfig,
+        format_model_config,
+    )
+
+    base_path = os.path.abspath(os.path.join(base_dir, name))
+    config_path = os.path.join(base_dir, f"{name}.config")
+    with open(config_path, "w") as f:
+        f.write(format_model_config([ServedModelConfig(name, base_path)]))
+    return config_path
+
+
+def summarize_export(
+    name: str,
+    config_path: str,
+    pair: bool = False,
+    rest_port: int = DEFAULT_REST_PORT,
+    grpc_port: int = DEFAULT_GRPC_PORT,
+) -> str:
+    """How to serve the export and query it: serve, curl and client commands.
+
+    Args:
+        name: the served model name.
+        config_path: a model config file that serves it.
+        pair: the signatures take `text_pair` too.
+        rest_port: the REST port `serve` listens on by default.
+        grpc_port: the gRPC port `serve` listens on by default.
+    """
+    instance = {"text": EXAMPLE_TEXT}
+    client_pair = ""
+    if pair:
+        instance["text_pair"] = EXAMPLE_PAIR
+        client_pair = f" --text-pair {shlex.quote(EXAMPLE_PAIR)}"
+    url = f"http://localhost:{rest_port}/v1/models/{name}"
+    predict = json.dumps({"instances": [instance]})
+    classify = json.dumps({"signature_name": "classify", "examples": [instance]})
+    model = shlex.quote(name)
+    return "\n".join(
+        [
+            f"Serve it (REST :{rest_port}, gRPC :{grpc_port}):",
+            f"  electra-keras serve --model-config {shlex.quote(config_path)}",
+            "Then query it:",
+            f"  curl -s -X POST {url}:predict -d {shlex.quote(predict)}",
+            f"  curl -s -X POST {url}:classify -d {shlex.quote(classify)}",
+            f"  electra-keras client --rest localhost:{rest_port} --model {model} "
+            f"{shlex.quote(EXAMPLE_TEXT)}{client_pair}",
+        ]
+    )

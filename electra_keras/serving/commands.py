@@ -15,6 +15,10 @@ import threading
 
 import numpy as np
 
+# TF Serving's default ports.
+DEFAULT_REST_PORT = 8501
+DEFAULT_GRPC_PORT = 8500
+
 
 def add_parsers(subparsers) -> None:
     """Registers `serve` and `client`.
@@ -37,8 +41,12 @@ def add_parsers(subparsers) -> None:
         help="Text-format ModelServerConfig (model_config_list), as TF Serving's "
         "--model_config_file. Relative base_paths are read from the current directory.",
     )
-    p.add_argument("--rest-port", type=int, default=8501, help="REST port (0: none).")
-    p.add_argument("--grpc-port", type=int, default=8500, help="gRPC port (0: none).")
+    p.add_argument(
+        "--rest-port", type=int, default=DEFAULT_REST_PORT, help="REST port (0: none)."
+    )
+    p.add_argument(
+        "--grpc-port", type=int, default=DEFAULT_GRPC_PORT, help="gRPC port (0: none)."
+    )
     p.add_argument("--host", default="127.0.0.1", help="Address to bind.")
     # --verbose (the CLI's global flag) also logs each REST request.
     p.set_defaults(handler=_serve)
@@ -137,10 +145,10 @@ def _client(args: argparse.Namespace) -> int:
     from electra_keras.serving.errors import ServingError
 
     if args.rest:
-        host, port = parse_address(args.rest, 8501)
+        host, port = parse_address(args.rest, DEFAULT_REST_PORT)
         client = RestClient(host, port, timeout=args.timeout)
     else:
-        host, port = parse_address(args.grpc, 8500)
+        host, port = parse_address(args.grpc, DEFAULT_GRPC_PORT)
         client = GrpcClient(host, port, timeout=args.timeout)
     spec = {"version": args.version, "label": args.label}
     try:

@@ -361,7 +361,10 @@ def test_tf1_session_loader_and_cli(tmp_path, capsys):
     capsys.readouterr()
     assert main(["export", "--model", model_path, "--name", "mrpc",
                  "--base-dir", base]) == 0  # fmt: skip
-    assert "inputs: text, text_pair" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "inputs: text, text_pair" in out
+    assert f"electra-keras serve --model-config {base}/mrpc.config" in out
+    assert "--model mrpc 'a gripping, beautifully acted film' --text-pair" in out
     assert main(["export", "--model", model_path, "--name", "mrpc",
                  "--base-dir", base, "--no-pair"]) == 0  # fmt: skip
     assert "inputs: text)" in capsys.readouterr().out

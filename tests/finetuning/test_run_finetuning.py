@@ -127,6 +127,27 @@ def test_output_into_a_file_has_one_line_per_epoch(tmp_path, capsys):
     assert all("val_accuracy" in line for line in epochs)
     # Nothing else from Keras: no "2/2 - 0s - ..." step lines.
     assert not any(line.startswith("2/2") for line in out.splitlines())
+    # The closing summary: dev metrics, the majority-class rate, the model.
+    summary = out[out.index("Done: fine-tuned sst2") :].splitlines()
+    assert summary[1].startswith("  dev: accuracy ")
+    assert summary[1].endswith("on 8 examples (majority class '0': 0.5000)")
+    model_path = os.path.join(str(tmp_path / "out"), "classifier.keras")
+    assert summary[2] == (
+        f"  Model: {model_path} (metrics: {tmp_path / 'out' / 'metrics.json'})"
+    )
+    assert (
+        summary[3] == f"  Next: electra-keras export --model {model_path} --name sst2"
+    )
+
+
+def test_summary_without_a_dev_split_says_so():
+    text = run_finetuning.summarize_finetuning("csv", {}, "m.keras", "m.json", 3.2)
+    assert text.splitlines() == [
+        "Done: fine-tuned csv in 3s.",
+        "  No dev split: no metrics.",
+        "  Model: m.keras (metrics: m.json)",
+        "  Next: electra-keras export --model m.keras --name classifier",
+    ]
 
 
 def test_bad_rows_fail_before_training(tmp_path):
