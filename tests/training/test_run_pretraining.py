@@ -128,7 +128,6 @@ def test_vocabulary_without_special_tokens(tmp_path, capsys):
     [
         (["--seq-len", "64"], "position table"),
         (["--generator-fraction", "0.1"], "generator_fraction"),
-        (["--preset", "huge"], "Unknown preset"),
         (["--set", "model.nope=1"], "Unknown model config key"),
     ],
 )
@@ -138,11 +137,17 @@ def test_bad_config_values(tmp_path, capsys, flags, message):
     assert not (tmp_path / "run").exists()
 
 
-def test_unknown_strategy_is_rejected_by_the_parser(tmp_path, capsys):
+@pytest.mark.parametrize(
+    "flags",
+    [["--strategy", "horovod"], ["--preset", "huge"]],
+    ids=["strategy", "preset"],
+)
+def test_unknown_choices_are_rejected_by_the_parser(tmp_path, capsys, flags):
     with pytest.raises(SystemExit) as exit_info:
-        main(_args(tmp_path) + ["--strategy", "horovod"])
+        main(_args(tmp_path) + flags)
     assert exit_info.value.code == 2
-    assert "horovod" in capsys.readouterr().err
+    assert f"invalid choice: '{flags[1]}'" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_resuming_with_a_different_config_is_refused(tmp_path, capsys):
