@@ -28,6 +28,9 @@ from electra_keras.data.tokenizer import ElectraTokenizer
 
 METADATA_FILE = "metadata.json"
 SHARD_PREFIX = "pretrain_data.tfrecord"
+# Shards are read through once before training (CRC, lengths, ids) when they
+# hold at most this many bytes together; larger sets get the cheap checks only.
+FULL_CHECK_BYTES = 1 << 30
 
 
 class MetadataMismatchError(ValueError):
@@ -139,6 +142,9 @@ def write_pretraining_tfrecords(
         "num_tokens": builder.num_tokens,
         "num_truncated_tokens": builder.num_truncated_tokens,
         "shards": [os.path.basename(path) for path in shards],
+        "shard_bytes": {
+            os.path.basename(path): os.path.getsize(path) for path in shards
+        },
         "source_files": [os.path.abspath(path) for path in paths],
         "doc_per_line": formats,
         "seed": seed,
@@ -151,6 +157,7 @@ def write_pretraining_tfrecords(
             metadata,
             num_examples=num_held_out,
             shards=[os.path.basename(holdout[0])],
+            shard_bytes={os.path.basename(holdout[0]): os.path.getsize(holdout[0])},
             held_out_every=holdout_every,
         )
         _write_metadata(holdout_dir, held_out)
@@ -227,8 +234,22 @@ def _check_tfrecords(
     seq_len: int,
     vocab_size: int | None,
     lowercase: bool | None,
+    full_check_bytes: int = FULL_CHECK_BYTES,
 ) -> None:
-    """Compares each directory's metadata (or a first record) with the config."""
+    """Fails before training on shards that would fail (or mislead) during it.
+
+    Checks each directory's metadata against the config, then each shard: an
+    empty file, a size that differs from the one `metadata.json` recorded (a
+    truncated or replaced shard), records of another length, token ids outside
+    the vocabulary (a shard packed with another vocabulary). When all shards
+    together hold at most `full_check_bytes`, every record is read (CRC and
+    length checks); otherwise only each shard's first record.
+
+    Raises:
+        MetadataMismatchError: a shard was written for another config.
+        CorpusError: a shard is empty, truncated or corrupt.
+    """
+    recorded: dict[str, int] = {}
     for directory in sorted({os.path.dirname(os.path.abspath(p)) for p in files}):
         metadata = read_metadata(directory)
         if metadata is None:
@@ -243,14 +264,90 @@ def _check_tfrecords(
                     f"{metadata.get(key)!r}, but {key}={value!r} was asked for. "
                     "Write the TFRecords again with this config, or change it."
                 )
-    for record in tf.data.TFRecordDataset(files[0]).take(1):
-        example = tf.train.Example.FromString(record.numpy())
-        length = len(example.features.feature["input_ids"].int64_list.value)
-        if length != seq_len:
-            raise MetadataMismatchError(
-                f"{files[0]} holds examples of length {length}, but seq_len="
-                f"{seq_len} was asked for."
+        for name, size in (metadata.get("shard_bytes") or {}).items():
+            recorded[os.path.join(directory, name)] = int(size)
+    sizes = {path: os.path.getsize(path) for path in files}
+    full = sum(sizes.values()) <= full_check_bytes
+    for path in files:
+        if sizes[path] == 0:
+            raise CorpusError(
+                f"TFRecord shard {path} is empty (0 bytes): it holds no examples. "
+                "Delete it, or pack the corpus again."
             )
+        expected_size = recorded.get(os.path.abspath(path))
+        if expected_size is not None and expected_size != sizes[path]:
+            raise CorpusError(
+                f"TFRecord shard {path} has {sizes[path]:,} bytes, but "
+                f"{METADATA_FILE} recorded {expected_size:,}: the file was "
+                "truncated or replaced. Pack the corpus again."
+            )
+        _check_shard_records(path, seq_len, vocab_size, read_all=full)
+
+
+def _describe_records(batch: tf.Tensor) -> str:
+    """What a batch of records that failed to parse actually holds."""
+    for record in batch.numpy():
+        try:
+            feature = tf.train.Example.FromString(record).features.feature
+        except Exception:  # noqa: BLE001 - any undecodable record
+            return "records that are not tf.train.Example protos"
+        if "input_ids" not in feature:
+            return f"examples without input_ids (features: {sorted(feature)})"
+        lengths = {
+            len(feature[name].int64_list.value)
+            for name in ("input_ids", "input_mask", "segment_ids")
+            if name in feature
+        }
+        if len(lengths) == 1:
+            return f"examples of length {lengths.pop()}"
+    return "examples of mixed lengths"
+
+
+def _check_shard_records(
+    path: str, seq_len: int, vocab_size: int | None, read_all: bool
+) -> None:
+    """Reads one shard's records (all, or the first) and checks them."""
+    records = tf.data.TFRecordDataset(path)
+    if not read_all:
+        records = records.take(1)
+    spec = {
+        name: tf.io.FixedLenFeature([seq_len], tf.int64)
+        for name in ("input_ids", "input_mask", "segment_ids")
+    }
+    count = 0
+    max_id = -1
+    iterator = iter(records.batch(4096))
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            break
+        except tf.errors.DataLossError as error:
+            raise CorpusError(
+                f"TFRecord shard {path} is corrupt or truncated after {count:,} "
+                f"good records ({error.message.strip()}). Pack the corpus again."
+            ) from None
+        try:
+            parsed = tf.io.parse_example(batch, spec)
+        except tf.errors.InvalidArgumentError:
+            raise MetadataMismatchError(
+                f"TFRecord shard {path} holds {_describe_records(batch)}, but "
+                f"seq_len={seq_len} was asked for: the shard was packed for "
+                "another sequence length, or is not pretraining data."
+            ) from None
+        count += int(batch.shape[0])
+        max_id = max(max_id, int(tf.reduce_max(parsed["input_ids"])))
+    if count == 0:
+        raise CorpusError(
+            f"TFRecord shard {path} holds no examples. Delete it, or pack the "
+            "corpus again."
+        )
+    if vocab_size is not None and max_id >= vocab_size:
+        raise MetadataMismatchError(
+            f"TFRecord shard {path} holds token id {max_id}, but the vocabulary "
+            f"has {vocab_size} entries: the shard was packed with another "
+            "vocabulary."
+        )
 
 
 def load_pretraining_dataset(

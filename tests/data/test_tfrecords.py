@@ -84,7 +84,118 @@ def test_metadata_mismatch(tmp_path, tokenizer):
         load_pretraining_dataset(out, 24, 4, lowercase=False)
     # Without metadata (e.g. files from elsewhere) the first record is checked.
     os.remove(os.path.join(out, "metadata.json"))
-    with pytest.raises(MetadataMismatchError, match="examples of length 24"):
+    with pytest.raises(
+        MetadataMismatchError, match="examples of length 24.*seq_len=32"
+    ):
         load_pretraining_dataset(out, 32, 4)
     with pytest.raises(CorpusError, match="No TFRecord files match"):
         load_pretraining_dataset(str(tmp_path / "nothing*"), 24, 4)
+
+
+def _packed(tmp_path, tokenizer, num_shards=2, seq_len=24, name="records"):
+    corpus, _ = write_corpus(tmp_path / f"{name}.txt", num_docs=40)
+    out = str(tmp_path / name)
+    shards = write_pretraining_tfrecords(
+        [corpus], tokenizer, out, seq_len, num_shards=num_shards, verbose=0
+    )
+    return out, shards
+
+
+def test_metadata_records_shard_sizes(tmp_path, tokenizer):
+    out, shards = _packed(tmp_path, tokenizer)
+    metadata = json.load(open(os.path.join(out, "metadata.json")))
+    assert metadata["shard_bytes"] == {
+        os.path.basename(p): os.path.getsize(p) for p in shards
+    }
+
+
+def test_truncated_shard_named_before_training(tmp_path, tokenizer):
+    out, shards = _packed(tmp_path, tokenizer)
+    size = os.path.getsize(shards[1])
+    with open(shards[1], "r+b") as f:
+        f.truncate(size - 7)
+    with pytest.raises(CorpusError, match=f"{shards[1]} has {size - 7:,} bytes, but"):
+        load_pretraining_dataset(out, 24, 4)
+    # Without metadata, reading the shard through finds the torn last record.
+    os.remove(os.path.join(out, "metadata.json"))
+    with pytest.raises(CorpusError, match=f"{shards[1]} is corrupt or truncated"):
+        load_pretraining_dataset(out, 24, 4)
+
+
+def test_corrupt_shard_of_unchanged_size(tmp_path, tokenizer):
+    out, shards = _packed(tmp_path, tokenizer)
+    with open(shards[0], "r+b") as f:
+        f.seek(os.path.getsize(shards[0]) // 2)
+        byte = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(CorpusError, match=f"{shards[0]} is corrupt or truncated after"):
+        load_pretraining_dataset(out, 24, 4)
+
+
+def test_empty_shard(tmp_path, tokenizer):
+    out, shards = _packed(tmp_path, tokenizer)
+    os.remove(os.path.join(out, "metadata.json"))
+    empty = os.path.join(out, "pretrain_data.tfrecord-00009-of-00010")
+    open(empty, "wb").close()
+    with pytest.raises(CorpusError, match=f"{empty} is empty"):
+        load_pretraining_dataset(out, 24, 4)
+    # A writer closed with no records leaves exactly such a file.
+    with tf.io.TFRecordWriter(empty):
+        pass
+    assert os.path.getsize(empty) == 0
+
+
+def test_shard_of_another_sequence_length(tmp_path, tokenizer):
+    out, shards = _packed(tmp_path, tokenizer)
+    _, others = _packed(tmp_path, tokenizer, num_shards=1, seq_len=32, name="long")
+    os.remove(os.path.join(out, "metadata.json"))
+    stray = os.path.join(out, "pretrain_data.tfrecord-00002-of-00003")
+    os.replace(others[0], stray)
+    with pytest.raises(
+        MetadataMismatchError, match=f"{stray} holds examples of length 32"
+    ):
+        load_pretraining_dataset(out, 24, 4)
+
+
+def test_shard_of_another_vocabulary(tmp_path, tokenizer):
+    out, shards = _packed(tmp_path, tokenizer, num_shards=1)
+    os.remove(os.path.join(out, "metadata.json"))
+    # Ids that only a larger vocabulary could have produced.
+    stray = os.path.join(out, "pretrain_data.tfrecord-00001-of-00002")
+    example = {
+        "input_ids": np.full(24, 5000),
+        "input_mask": np.ones(24, int),
+        "segment_ids": np.zeros(24, int),
+    }
+    with tf.io.TFRecordWriter(stray) as writer:
+        features = {
+            k: tf.train.Feature(int64_list=tf.train.Int64List(value=v))
+            for k, v in example.items()
+        }
+        writer.write(
+            tf.train.Example(
+                features=tf.train.Features(feature=features)
+            ).SerializeToString()
+        )
+    with pytest.raises(
+        MetadataMismatchError,
+        match=f"{stray} holds token id 5000, but the vocabulary has 46 entries",
+    ):
+        load_pretraining_dataset(out, 24, 4, vocab_size=46)
+    load_pretraining_dataset(out, 24, 4)  # no vocabulary given: not checked
+
+
+def test_large_shard_sets_get_first_record_checks_only(tmp_path, tokenizer):
+    out, shards = _packed(tmp_path, tokenizer)
+    with open(shards[0], "r+b") as f:
+        f.seek(os.path.getsize(shards[0]) // 2)
+        byte = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    from electra_keras.data import tfrecords
+
+    # Above the full-read limit a mid-file flip is not read before training.
+    tfrecords._check_tfrecords(
+        tfrecords._resolve_tfrecords(out), 24, None, None, full_check_bytes=10
+    )
