@@ -13,7 +13,7 @@ import sys
 
 from electra_keras.cli_parsing import PROG, CliParser, print_error
 from electra_keras.config import (
-    MIXED_PRECISION_POLICIES,
+    PRECISION_CHOICES,
     PRESET_NAMES,
     STRATEGIES,
     ConfigError,
@@ -85,9 +85,12 @@ def _add_pretrain_parser(subparsers) -> None:
         help="XLA for the train step (auto: on for GPU and TPU, off on CPU).",
     )
     p.add_argument(
+        "--precision",
         "--mixed-precision",
-        choices=MIXED_PRECISION_POLICIES,
-        help="Keras dtype policy (mixed_bfloat16: fast on CPUs with AMX and on TPUs).",
+        dest="mixed_precision",
+        choices=PRECISION_CHOICES,
+        help="Keras dtype policy; auto: mixed_bfloat16 on TPUs, GPUs of compute "
+        "capability >= 8.0 and CPUs with AMX/AVX512-BF16, else float32.",
     )
     p.add_argument("--train-steps", type=int, help="Optimizer steps in all.")
     p.add_argument(

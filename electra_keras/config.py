@@ -14,6 +14,9 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 MIXED_PRECISION_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
+# "auto" resolves to one of the policies on the machine that trains (see
+# `training.strategy.resolve_precision`).
+PRECISION_CHOICES = ("auto",) + MIXED_PRECISION_POLICIES
 
 
 class ConfigError(ValueError):
@@ -141,7 +144,10 @@ class PretrainingConfig:
     strategy: str = "default"  # default | mirrored | multi_worker | tpu.
     num_cpu_replicas: int = 0  # mirrored on CPU: logical devices (0: off).
     xla: str = "auto"  # "on", "off" or "auto" (on for GPU/TPU, off on CPU).
-    mixed_precision: str = "float32"  # float32 | mixed_bfloat16 | mixed_float16.
+    # auto | float32 | mixed_bfloat16 | mixed_float16. "auto": bf16 where the
+    # hardware computes it natively (AMX / AVX512-BF16 CPUs, GPUs of compute
+    # capability >= 8.0, TPUs), float32 elsewhere.
+    mixed_precision: str = "float32"
     steps_per_execution: int = 1  # Steps per tf.function call.
     steps_per_epoch: int = 1000  # Steps per Keras epoch: logs, checkpoints, resume.
     keep_checkpoints: int = 3  # Periodic weight checkpoints kept (0: none).
@@ -178,10 +184,10 @@ class PretrainingConfig:
             raise ConfigError(
                 f"Unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}."
             )
-        if self.mixed_precision not in MIXED_PRECISION_POLICIES:
+        if self.mixed_precision not in PRECISION_CHOICES:
             raise ConfigError(
                 f"Unknown mixed precision policy {self.mixed_precision!r}; choose one "
-                f"of {', '.join(MIXED_PRECISION_POLICIES)}."
+                f"of {', '.join(PRECISION_CHOICES)}."
             )
         if self.xla not in ("on", "off", "auto"):
             raise ConfigError(f"`xla` must be 'on', 'off' or 'auto', got {self.xla!r}.")

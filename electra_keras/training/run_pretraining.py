@@ -129,12 +129,15 @@ def run_pretraining(
             f"`batch_size` ({config.batch_size}) must be divisible by the number "
             f"of replicas ({replicas})."
         )
-    strategy_lib.set_mixed_precision(config.mixed_precision)
+    # The saved config keeps what was asked ("auto"); the model and the
+    # optimizer get the policy it resolves to on this machine.
+    policy, why = strategy_lib.resolve_precision(config.mixed_precision)
+    strategy_lib.set_mixed_precision(policy)
     xla = strategy_lib.resolve_xla(config.xla)
     from electra_keras.runtime_info import runtime_line
 
     print(
-        runtime_line(precision=config.mixed_precision, xla=xla, replicas=replicas),
+        runtime_line(precision=f"{policy} ({why})", xla=xla, replicas=replicas),
         flush=True,
     )
 
@@ -217,7 +220,7 @@ def run_pretraining(
             config, special_ids, name="electra_pretrainer"
         )
         model.compile(
-            optimizer=create_optimizer(config),
+            optimizer=create_optimizer(config.replace(mixed_precision=policy)),
             xla=xla,
             steps_per_execution=config.steps_per_execution,
         )

@@ -189,9 +189,84 @@ def set_mixed_precision(policy: str) -> None:
     if policy not in MIXED_PRECISION_POLICIES:
         raise ConfigError(
             f"Unknown mixed precision policy {policy!r}; choose one of "
-            f"{', '.join(MIXED_PRECISION_POLICIES)}."
+            f"{', '.join(MIXED_PRECISION_POLICIES)} (resolve 'auto' first with "
+            "`resolve_precision`)."
         )
     keras.mixed_precision.set_global_policy(policy)
+
+
+# CPU flags (Linux /proc/cpuinfo) of native bfloat16 matmuls.
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str]:
+    """The CPU feature flags the kernel reports (empty where unknown)."""
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _gpu_compute_capability() -> tuple[int, int] | None:
+    """The lowest compute capability among visible GPUs, or None."""
+    capabilities = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(gpu)
+        if "compute_capability" in details:
+            capabilities.append(tuple(details["compute_capability"]))
+    return min(capabilities) if capabilities else None
+
+
+def resolve_precision(
+    setting: str,
+    kind: str | None = None,
+    flags: set[str] | None = None,
+    compute_capability: tuple[int, int] | None = None,
+) -> tuple[str, str]:
+    """Turns the config's precision setting into a Keras dtype policy.
+
+    "auto" picks "mixed_bfloat16" where the hardware computes bf16 natively
+    (TPUs; GPUs of compute capability 8.0 or more; CPUs with AMX or
+    AVX512-BF16, where oneDNN runs bf16 matmuls several times faster than
+    float32) and "float32" elsewhere (bf16 is emulated there, and slower).
+    Sampling and losses stay float32 under every policy.
+
+    Args:
+        setting: "auto" or one of `MIXED_PRECISION_POLICIES`.
+        kind: Accelerator kind; `accelerator_kind()` when None.
+        flags: CPU flags; `cpu_flags()` when None.
+        compute_capability: GPU compute capability; queried when None.
+
+    Returns:
+        `(policy, reason)`, the reason a short phrase for the runtime line.
+
+    Raises:
+        ConfigError: Unknown setting.
+    """
+    if setting in MIXED_PRECISION_POLICIES:
+        return setting, "as asked"
+    if setting != "auto":
+        raise ConfigError(
+            f"Unknown mixed precision policy {setting!r}; choose one of auto, "
+            f"{', '.join(MIXED_PRECISION_POLICIES)}."
+        )
+    kind = kind or accelerator_kind()
+    if kind == "tpu":
+        return "mixed_bfloat16", "auto: TPU"
+    if kind == "gpu":
+        capability = compute_capability or _gpu_compute_capability()
+        if capability is not None and capability >= (8, 0):
+            major, minor = capability
+            return "mixed_bfloat16", f"auto: GPU compute capability {major}.{minor}"
+        return "float32", "auto: GPU without bf16"
+    native = sorted(set(BF16_CPU_FLAGS) & (cpu_flags() if flags is None else flags))
+    if native:
+        return "mixed_bfloat16", f"auto: CPU has {'/'.join(native)}"
+    return "float32", "auto: CPU without native bf16"
 
 
 def accelerator_kind() -> str:

@@ -206,3 +206,39 @@ def test_resolve_xla_auto_uses_detected_kind(monkeypatch):
     assert resolve_xla("auto") is False
     with pytest.raises(ConfigError):
         resolve_xla("maybe")
+
+
+@pytest.mark.parametrize(
+    "kind, flags, capability, expected",
+    [
+        ("cpu", {"avx2", "fma"}, None, "float32"),
+        ("cpu", {"avx512f", "avx512_bf16"}, None, "mixed_bfloat16"),
+        ("cpu", {"amx_bf16", "amx_tile"}, None, "mixed_bfloat16"),
+        ("gpu", set(), (7, 0), "float32"),
+        ("gpu", set(), (8, 0), "mixed_bfloat16"),
+        ("gpu", set(), (9, 0), "mixed_bfloat16"),
+        ("tpu", set(), None, "mixed_bfloat16"),
+    ],
+)
+def test_auto_precision_follows_the_hardware(kind, flags, capability, expected):
+    from electra_keras.training.strategy import resolve_precision
+
+    policy, why = resolve_precision("auto", kind, flags, capability)
+    assert policy == expected
+    assert why.startswith("auto: ")
+    # An explicit policy is kept whatever the hardware.
+    assert resolve_precision("mixed_float16", kind, flags, capability)[0] == (
+        "mixed_float16"
+    )
+
+
+def test_auto_precision_reads_this_machine():
+    from electra_keras.training.strategy import cpu_flags, resolve_precision
+
+    flags = cpu_flags()
+    policy, why = resolve_precision("auto", "cpu")
+    native = {"amx_bf16", "avx512_bf16"} & flags
+    assert policy == ("mixed_bfloat16" if native else "float32"), why
+    assert cpu_flags("/nonexistent/cpuinfo") == set()
+    with pytest.raises(ConfigError, match="choose one of auto, float32"):
+        resolve_precision("bf16", "cpu")
