@@ -169,7 +169,7 @@ def load_run_pretrainer(
     if state is None:
         raise preset_sources.PresetError(
             f"The pretraining run {run_dir} has no pretrainer.keras and no "
-            "checkpoints/step-N.weights.h5 yet: nothing to continue from."
+            "checkpoints/step-N.weights.h5 yet: nothing to load."
         )
     model = ElectraPretrainer.from_config_object(
         config, special_token_ids(tokens, source.vocabulary), name="electra_pretrainer"

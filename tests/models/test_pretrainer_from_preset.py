@@ -145,5 +145,5 @@ def test_interrupted_run_continues_from_its_newest_checkpoint(tmp_path):
 def test_run_without_saved_state(tmp_path):
     run_dir = tmp_path / "run"
     make_run_directory(run_dir, state=None)
-    with pytest.raises(PresetError, match="nothing to continue from"):
+    with pytest.raises(PresetError, match="has no pretrainer.keras .*nothing to load"):
         ElectraPretrainer.from_preset(run_dir)
