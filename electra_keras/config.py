@@ -234,6 +234,38 @@ class PretrainingConfig:
         return dataclasses.replace(self, model=model, **top)
 
 
+def apply_overrides(
+    config: PretrainingConfig, overrides: dict[str, Any]
+) -> PretrainingConfig:
+    """A copy of `config` with keyword overrides, for `from_preset(**overrides)`.
+
+    Keys are `PretrainingConfig` fields (`batch_size`), `ModelConfig` fields
+    written plainly (`num_layers`, `dropout`: the names do not overlap) or as
+    `model.num_layers`; unknown keys are rejected with the known ones listed.
+
+    Args:
+        config: the config to start from.
+        overrides: field name -> new value.
+    """
+    top = {f.name for f in dataclasses.fields(PretrainingConfig)} - {"model"}
+    model = {f.name for f in dataclasses.fields(ModelConfig)}
+    changes: dict[str, Any] = {}
+    unknown = []
+    for key, value in overrides.items():
+        if key in top or (key.startswith("model.") and key[6:] in model):
+            changes[key] = value
+        elif key in model:
+            changes["model." + key] = value
+        else:
+            unknown.append(key)
+    if unknown:
+        raise ConfigError(
+            f"Unknown config key(s): {', '.join(sorted(unknown))}. Known keys: "
+            f"{', '.join(sorted(top | model))}."
+        )
+    return config.replace(**changes)
+
+
 def _reject_unknown(cls: type, values: dict[str, Any], what: str) -> None:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)

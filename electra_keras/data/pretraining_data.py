@@ -29,6 +29,8 @@ from electra_keras.data.packing import ExampleBuilder
 from electra_keras.data.tokenizer import ElectraTokenizer
 
 FEATURES = ("token_ids", "segment_ids", "padding_mask")
+# Examples in the streaming shuffle buffer when `shuffle_buffer` is not given.
+DEFAULT_SHUFFLE_BUFFER = 10_000
 # End of a sentence: . ! or ? (plus closing quotes/brackets), spaces, then an
 # upper-case letter or digit, possibly after an opening quote or bracket.
 _SENTENCE_BREAK = r"""([.!?]["'”’)\]]*)\s+(["'“‘(\[]?[\p{Lu}0-9])"""
@@ -178,7 +180,7 @@ def make_pretraining_dataset(
     short_seq_prob: float = 0.05,
     single_segment_prob: float = 0.1,
     doc_per_line: bool | None = None,
-    shuffle_buffer: int = 10_000,
+    shuffle_buffer: int | None = None,
 ) -> tf.data.Dataset:
     """Batches of packed examples streamed straight from text (no TFRecords).
 
@@ -196,7 +198,7 @@ def make_pretraining_dataset(
         single_segment_prob: see `ExampleBuilder`.
         doc_per_line: see `pretraining_examples`.
         shuffle_buffer: examples in the shuffle buffer (filled before the
-            first batch comes out).
+            first batch comes out); default `DEFAULT_SHUFFLE_BUFFER` (10,000).
 
     Returns:
         A dataset of dicts `token_ids`, `segment_ids`, `padding_mask`, each
@@ -223,6 +225,8 @@ def make_pretraining_dataset(
     signature = {name: tf.TensorSpec([seq_len], tf.int32) for name in FEATURES}
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
     if shuffle:
+        if shuffle_buffer is None:
+            shuffle_buffer = DEFAULT_SHUFFLE_BUFFER
         dataset = dataset.shuffle(shuffle_buffer, seed=seed)
     dataset = dataset.batch(batch_size, drop_remainder=True)
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -109,6 +109,51 @@ class ElectraTokenizer:
             normalization_form=None,
         )
 
+    # === Constructors ===
+    @classmethod
+    def from_preset(
+        cls, preset: str | os.PathLike, lowercase: bool | None = None
+    ) -> ElectraTokenizer:
+        """The tokenizer of a vocabulary file, a pretraining run or a model directory.
+
+            tokenizer = ElectraTokenizer.from_preset("vocab.txt")
+            tokenizer = ElectraTokenizer.from_preset("runs/pretrain")
+
+        Args:
+            preset: a vocab.txt; a pretraining run directory (its vocab.txt
+                and config.json `lowercase`); a Hugging Face directory (its
+                vocab.txt and tokenizer_config.json `do_lower_case`); or a
+                keras-hub preset directory (assets/tokenizer/vocabulary.txt and
+                tokenizer.json `lowercase`).
+            lowercase: lower-case and strip accents; default: what the source
+                says, else True.
+
+        Raises:
+            PresetError: an unknown path or kind (the accepted kinds are
+                listed), or a directory without a vocabulary file.
+            VocabularyError: the vocabulary is unusable (e.g. lacks [MASK]).
+        """
+        from electra_keras import preset_sources
+
+        source = preset_sources.resolve_source(
+            preset,
+            (
+                preset_sources.VOCABULARY_FILE,
+                preset_sources.RUN_DIRECTORY,
+                preset_sources.HF_DIRECTORY,
+                preset_sources.KERAS_HUB_PRESET,
+            ),
+            "ElectraTokenizer.from_preset",
+        )
+        if source.vocabulary is None:
+            raise preset_sources.PresetError(
+                f"The {source.kind} {source.path} has no vocabulary file (vocab.txt, "
+                "or assets/tokenizer/vocabulary.txt in a keras-hub preset)."
+            )
+        if lowercase is None:
+            lowercase = True if source.lowercase is None else source.lowercase
+        return cls(source.vocabulary, lowercase=lowercase)
+
     # === Properties ===
     @property
     def vocabulary(self) -> list[str]:

@@ -62,6 +62,29 @@ def check_vocabulary(vocabulary: Sequence[str], source: str = "vocabulary") -> N
         )
 
 
+def special_token_ids(
+    vocabulary: Sequence[str], source: str = "vocabulary"
+) -> dict[str, int]:
+    """The ids `ElectraPretrainer` needs: `{"pad_id", "cls_id", "sep_id", "mask_id"}`.
+
+    Args:
+        vocabulary: the tokens, id = index.
+        source: how to name the vocabulary in messages (usually its path).
+
+    Raises:
+        VocabularyError: the vocabulary is not usable (see `check_vocabulary`);
+            a missing special token is named in the message.
+    """
+    check_vocabulary(vocabulary, source=source)
+    ids = {token: index for index, token in enumerate(vocabulary)}
+    return {
+        "pad_id": ids["[PAD]"],
+        "cls_id": ids["[CLS]"],
+        "sep_id": ids["[SEP]"],
+        "mask_id": ids["[MASK]"],
+    }
+
+
 def load_vocabulary(path: str) -> list[str]:
     """Reads a vocab.txt (one token per line) and checks it.
 

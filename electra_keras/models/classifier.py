@@ -6,10 +6,7 @@ classification_tasks.py`): dropout on the final hidden state of token 0
 regression model (STS-B), trained with squared error; losses are summed over the
 batch, as the original.
 
-    model = ElectraClassifier.from_pretrained(
-        "runs/pretrain/discriminator.keras", num_labels=2,
-        preprocessor=ElectraClassifierPreprocessor("vocab.txt", seq_len=128),
-    )
+    model = ElectraClassifier.from_preset("runs/pretrain", num_labels=2)
     model.compile()                      # AdamW, layer-wise lr decay 0.8
     model.fit(train_ds, validation_data=dev_ds, epochs=3)
     model.predict_texts(["a gripping, beautifully acted film"])
@@ -18,6 +15,8 @@ batch, as the original.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +24,7 @@ import keras
 import numpy as np
 
 from electra_keras.config import ModelConfig
+from electra_keras.data.vocab import load_vocabulary
 from electra_keras.finetuning.optimizer import create_finetuning_optimizer
 from electra_keras.models.backbone import ElectraBackbone
 from electra_keras.models.classifier_preprocessor import (
@@ -167,19 +167,11 @@ class ElectraClassifier(keras.Model):
                 baseline of a pretraining comparison).
             **kwargs: passed to the constructor.
         """
-        loaded = keras.saving.load_model(path, compile=False)
+        from electra_keras.models.preset_loading import backbone_of
+
         # A backbone, or a model holding one: a discriminator with its head
         # (e.g. converted from Hugging Face) or a whole pretrainer.
-        backbone = getattr(loaded, "backbone", None) or getattr(
-            loaded, "discriminator", None
-        )
-        backbone = loaded if isinstance(loaded, ElectraBackbone) else backbone
-        if not isinstance(backbone, ElectraBackbone):
-            raise ValueError(
-                f"{path} holds a {type(loaded).__name__}, not an ElectraBackbone, "
-                "ElectraDiscriminator or ElectraPretrainer (expected the "
-                "`discriminator.keras` of a pretraining run or a converted checkpoint)."
-            )
+        backbone = backbone_of(keras.saving.load_model(path, compile=False), path)
         _check_vocab_size(backbone, preprocessor)
         if reinitialize:
             backbone = ElectraBackbone.from_config(backbone.get_config())
@@ -191,6 +183,118 @@ class ElectraClassifier(keras.Model):
             preprocessor=preprocessor,
             **kwargs,
         )
+
+    @classmethod
+    def from_preset(
+        cls,
+        preset: str | os.PathLike,
+        num_labels: int | None = None,
+        *,
+        vocabulary: Sequence[str] | str | os.PathLike | None = None,
+        lowercase: bool | None = None,
+        seq_len: int | None = None,
+        preprocessor: ElectraClassifierPreprocessor | str | None = "auto",
+        load_weights: bool = True,
+        num_classes: int | None = None,
+        **kwargs: Any,
+    ) -> ElectraClassifier:
+        """A classifier on a pretrained backbone, with a preprocessor for raw text.
+
+        Like keras-hub's `TextClassifier.from_preset`: the backbone's weights
+        come from `preset` and the head is new (randomly initialized), except
+        for a saved classifier loaded without `num_labels`, which comes back
+        whole. `preset` is one of:
+
+        - a pretraining run directory (its `discriminator.keras`, vocab.txt,
+          `lowercase` and `seq_len`);
+        - a `.keras` file: a discriminator, backbone, pretrainer or classifier
+          (a classifier's preprocessor is kept; a file in a run directory gets
+          the run's vocabulary);
+        - a Hugging Face ELECTRA/BERT directory (its vocab.txt and
+          `tokenizer_config.json` `do_lower_case`);
+        - a keras-hub `ElectraBackbone` preset directory (its tokenizer's
+          vocabulary and `lowercase`);
+        - a size preset name ("tiny", "small", "base", "large"): a randomly
+          initialized backbone of that size; needs `vocabulary`.
+
+            classifier = ElectraClassifier.from_preset("runs/pretrain", num_labels=2)
+            classifier = ElectraClassifier.from_preset(
+                "discriminator.keras", num_labels=3, vocabulary="vocab.txt"
+            )
+
+        Args:
+            preset: the source (see above).
+            num_labels: number of classes (1: regression). May be left out only
+                for a saved classifier, to restore it with its head.
+            vocabulary: a vocab.txt path or tokens, instead of the source's.
+            lowercase: the tokenizer's lower-casing, instead of the source's
+                (default when the source does not say: True).
+            seq_len: tokens per example; default: the run's `seq_len`, else
+                128 (at most the backbone's position table).
+            preprocessor: "auto": built from the vocabulary (an error if there
+                is none); an `ElectraClassifierPreprocessor` to use; or None
+                for a classifier without one (token-id inputs only).
+            load_weights: False keeps the backbone's architecture only, with
+                fresh random weights (a random-init baseline).
+            num_classes: keras-hub's name for `num_labels`.
+            **kwargs: passed to the constructor (`dropout`, `label_names`,
+                `label_scale`, `name`).
+
+        Raises:
+            PresetError: an unknown path or kind (the accepted kinds are
+                listed), or no vocabulary for the preprocessor.
+        """
+        from electra_keras import preset_sources
+        from electra_keras.models.preset_loading import load_backbone
+
+        if num_classes is not None:
+            if num_labels is not None and num_labels != num_classes:
+                raise ValueError(
+                    f"Got num_labels={num_labels} and num_classes={num_classes}: "
+                    "pass one (they are the same argument)."
+                )
+            num_labels = num_classes
+        source = preset_sources.resolve_source(
+            preset,
+            (
+                preset_sources.RUN_DIRECTORY,
+                preset_sources.KERAS_FILE,
+                preset_sources.HF_DIRECTORY,
+                preset_sources.KERAS_HUB_PRESET,
+                preset_sources.SIZE_PRESET,
+            ),
+            "ElectraClassifier.from_preset",
+        )
+        saved = None
+        if source.kind == preset_sources.SIZE_PRESET:
+            backbone = _size_preset_backbone(source.path, vocabulary)
+        else:
+            backbone, loaded = load_backbone(source)
+            saved = loaded if isinstance(loaded, ElectraClassifier) else None
+        if num_labels is None:
+            if saved is None:
+                raise ValueError(
+                    f"ElectraClassifier.from_preset({source.path!r}) needs "
+                    "`num_labels`: only a saved classifier has a head to restore."
+                )
+            unchanged = (vocabulary, lowercase, seq_len) == (None, None, None)
+            if load_weights and preprocessor == "auto" and unchanged and not kwargs:
+                return saved
+            num_labels = saved.num_labels
+            kwargs.setdefault("label_names", saved.label_names)
+        if not load_weights:
+            backbone = ElectraBackbone.from_config(backbone.get_config())
+        if isinstance(preprocessor, str):
+            if preprocessor != "auto":
+                raise ValueError(
+                    f"`preprocessor` must be 'auto', None or a preprocessor, got "
+                    f"{preprocessor!r}."
+                )
+            preprocessor = _preset_preprocessor(
+                source, backbone, saved, vocabulary, lowercase, seq_len
+            )
+        _check_vocab_size(backbone, preprocessor)
+        return cls(backbone, num_labels, preprocessor=preprocessor, **kwargs)
 
     @classmethod
     def from_model_config(
@@ -332,6 +436,63 @@ class ElectraClassifier(keras.Model):
         if config.get("preprocessor") is not None:
             config["preprocessor"] = keras.layers.deserialize(config["preprocessor"])
         return cls(**config)
+
+
+def _size_preset_backbone(
+    name: str, vocabulary: Sequence[str] | str | os.PathLike | None
+) -> ElectraBackbone:
+    """A randomly initialized backbone of a size preset, sized to the vocabulary."""
+    from electra_keras.config import get_preset
+    from electra_keras.preset_sources import PresetError
+
+    if vocabulary is None:
+        raise PresetError(
+            f"ElectraClassifier.from_preset({name!r}) needs `vocabulary=` (a "
+            "vocab.txt path or tokens) to size a new backbone."
+        )
+    if isinstance(vocabulary, (str, os.PathLike)):
+        vocabulary = load_vocabulary(os.fspath(vocabulary))
+    config = get_preset(name).model
+    return ElectraBackbone(
+        **dataclasses.replace(config, vocab_size=len(vocabulary)).backbone_kwargs()
+    )
+
+
+def _preset_preprocessor(
+    source,
+    backbone: ElectraBackbone,
+    saved: ElectraClassifier | None,
+    vocabulary: Sequence[str] | str | os.PathLike | None,
+    lowercase: bool | None,
+    seq_len: int | None,
+) -> ElectraClassifierPreprocessor:
+    """The preprocessor `from_preset` builds (or keeps, from a saved classifier)."""
+    from electra_keras.preset_sources import PresetError
+
+    kept = saved.preprocessor if saved is not None else None
+    if kept is not None and vocabulary is None:
+        # A saved classifier's own vocabulary comes before one beside the file.
+        if lowercase is None and seq_len in (None, kept.seq_len):
+            return kept
+        return ElectraClassifierPreprocessor(
+            kept.vocabulary,
+            lowercase=kept.lowercase if lowercase is None else lowercase,
+            seq_len=seq_len or kept.seq_len,
+        )
+    vocabulary = source.vocabulary if vocabulary is None else vocabulary
+    if vocabulary is None:
+        raise PresetError(
+            f"Found no vocabulary with {source.path} (a {source.kind}): pass "
+            "`vocabulary=` (a vocab.txt path or tokens), or `preprocessor=None` "
+            "for a classifier that takes token ids only."
+        )
+    if lowercase is None:
+        lowercase = True if source.lowercase is None else source.lowercase
+    if seq_len is None:
+        seq_len = min(source.seq_len or 128, backbone.max_sequence_length)
+    return ElectraClassifierPreprocessor(
+        vocabulary, lowercase=lowercase, seq_len=seq_len
+    )
 
 
 def _check_vocab_size(

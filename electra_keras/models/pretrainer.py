@@ -8,11 +8,15 @@ in `electra_keras.training.replica_step`.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 from keras import ops
 from keras_hub.layers import MaskedLMHead
 
-from electra_keras.config import PretrainingConfig
+from electra_keras.config import ConfigError, PretrainingConfig
 from electra_keras.layers.activations import get_activation
 from electra_keras.layers.embeddings import electra_initializer
 from electra_keras.layers.heads import DiscriminatorHead
@@ -124,16 +128,105 @@ class ElectraPretrainer(ReplicaXlaStepMixin, keras.Model):
         self.disc_weight = disc_weight
         self.electra_objective = electra_objective
         self.seed = seed
+        # The `PretrainingConfig` this model was built from, when it was (by
+        # `from_preset` or `from_config_object`): `compile()` takes its
+        # optimizer and schedule from it. Not saved: a run keeps config.json.
+        self.pretraining_config = None
         self._create_trackers()
         self.built = True
 
     # --- construction -------------------------------------------------------
 
     @classmethod
+    def from_preset(
+        cls,
+        preset: str | os.PathLike,
+        vocabulary: Sequence[str] | str | os.PathLike | None = None,
+        **overrides: Any,
+    ) -> ElectraPretrainer:
+        """A pretrainer of a size preset, or of a pretraining run to continue.
+
+        From a size preset name the model is new (random weights), sized by
+        `get_preset(name)` with `overrides`, its vocabulary size and special
+        token ids read from `vocabulary`. From a run directory (what
+        `electra-keras pretrain` writes) it is the run's model, rebuilt from
+        its config.json and vocab.txt, compiled, with the weights and
+        optimizer state (step count, Adam moments) of its pretrainer.keras or
+        newest checkpoint: `fit()` continues the run's schedule.
+
+        Either way `pretraining_config` holds the config, and `compile()`
+        (no arguments) uses its optimizer: AdamW, warm-up and linear decay
+        over `train_steps`.
+
+            model = ElectraPretrainer.from_preset("small", vocabulary="vocab.txt")
+            model = ElectraPretrainer.from_preset("tiny", vocabulary="vocab.txt",
+                                                  num_layers=4, batch_size=64)
+            model = ElectraPretrainer.from_preset("runs/pretrain", train_steps=2000)
+
+        Args:
+            preset: "tiny", "small", "base" or "large", or a run directory.
+            vocabulary: a vocab.txt path or a list of tokens; needed with a
+                size preset, and must be the run's own with a run directory.
+            **overrides: config fields to change (see `apply_overrides`):
+                `PretrainingConfig` fields (`batch_size`, `learning_rate`) and
+                `ModelConfig` fields (`num_layers`, `dropout`). A run directory
+                takes only those that leave the trained model as it is.
+
+        Raises:
+            PresetError: an unknown preset or path, no vocabulary for a size
+                preset, a run with nothing saved yet.
+            VocabularyError: the vocabulary lacks a special token ([PAD],
+                [UNK], [CLS], [SEP], [MASK]; the message names it).
+            ConfigError: an unknown or invalid override.
+        """
+        from electra_keras import preset_sources
+        from electra_keras.config import apply_overrides, get_preset
+        from electra_keras.data.vocab import (
+            check_vocabulary,
+            load_vocabulary,
+            special_token_ids,
+        )
+        from electra_keras.models.preset_loading import load_run_pretrainer
+
+        source = preset_sources.resolve_source(
+            preset,
+            (preset_sources.SIZE_PRESET, preset_sources.RUN_DIRECTORY),
+            "ElectraPretrainer.from_preset",
+        )
+        if source.kind == preset_sources.RUN_DIRECTORY:
+            return load_run_pretrainer(source, vocabulary, overrides)
+        if vocabulary is None:
+            raise preset_sources.PresetError(
+                f"ElectraPretrainer.from_preset({source.path!r}) needs "
+                "`vocabulary=`: a vocab.txt path or a list of tokens (BERT's "
+                "uncased: `electra_keras.data.download_bert_vocabulary()`; your "
+                "corpus's: `build_vocabulary(files)`)."
+            )
+        if isinstance(vocabulary, (str, os.PathLike)):
+            name = os.fspath(vocabulary)
+            tokens = load_vocabulary(name)
+        else:
+            name, tokens = "vocabulary", [str(token) for token in vocabulary]
+            check_vocabulary(tokens, source=name)
+        config = apply_overrides(get_preset(source.path), overrides)
+        if config.model.vocab_size != len(tokens) and (
+            "vocab_size" in overrides or "model.vocab_size" in overrides
+        ):
+            raise ConfigError(
+                f"vocab_size={config.model.vocab_size} does not match the "
+                f"{len(tokens)} tokens of {name}; leave it out (it is read from "
+                "the vocabulary)."
+            )
+        config = config.replace(**{"model.vocab_size": len(tokens)})
+        return cls.from_config_object(config, special_token_ids(tokens, name))
+
+    @classmethod
     def from_config_object(
         cls, config: PretrainingConfig, special_ids: dict[str, int], **kwargs
     ) -> ElectraPretrainer:
         """Builds discriminator, shared-embedding generator and heads from a config.
+
+        The model keeps `config` as `pretraining_config` (for `compile()`).
 
         Args:
             config: The run's `PretrainingConfig`.
@@ -149,7 +242,7 @@ class ElectraPretrainer(ReplicaXlaStepMixin, keras.Model):
                 embedding=discriminator.embedding,
                 name="generator",
             )
-        return cls(
+        model = cls(
             discriminator=discriminator,
             generator=generator,
             max_predictions_per_seq=config.max_predictions_per_seq,
@@ -164,6 +257,36 @@ class ElectraPretrainer(ReplicaXlaStepMixin, keras.Model):
             **special_ids,
             **kwargs,
         )
+        model.pretraining_config = config
+        return model
+
+    # --- training -----------------------------------------------------------
+
+    def compile(self, optimizer="auto", xla=None, **kwargs):
+        """Compiles for `fit()`; see `ReplicaXlaStepMixin.compile`.
+
+        Args:
+            optimizer: "auto": `create_optimizer(self.pretraining_config)`
+                (ELECTRA's AdamW, warm-up and linear decay to `train_steps`;
+                the `PretrainingConfig()` defaults for a model built without
+                a config), or any Keras optimizer.
+            xla: XLA for the per-replica step; None: the config's `xla`
+                setting ("auto": on for GPU/TPU, off on CPU).
+            **kwargs: passed on (e.g. `steps_per_execution`, by default the
+                config's).
+        """
+        config = self.pretraining_config
+        if isinstance(optimizer, str) and optimizer == "auto":
+            from electra_keras.training.optimizer import create_optimizer
+
+            optimizer = create_optimizer(config)
+        if config is not None:
+            if xla is None and "jit_compile" not in kwargs:
+                from electra_keras.training.strategy import resolve_xla
+
+                xla = resolve_xla(config.xla)
+            kwargs.setdefault("steps_per_execution", config.steps_per_execution)
+        super().compile(optimizer=optimizer, xla=xla, **kwargs)
 
     # --- metrics ------------------------------------------------------------
 

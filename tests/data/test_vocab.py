@@ -133,3 +133,17 @@ def test_download_bert_vocabulary(capsys):
     ids = {token: tokens.index(token) for token in SPECIAL_TOKENS}
     assert ids == {"[PAD]": 0, "[UNK]": 100, "[CLS]": 101, "[SEP]": 102, "[MASK]": 103}
     assert "\\" in tokens and "##\\" in tokens
+
+
+def test_special_token_ids_are_read_from_the_vocabulary():
+    from electra_keras.data.vocab import special_token_ids
+
+    tokens = ["[PAD]", "a", "[MASK]", "[SEP]", "[UNK]", "[CLS]"]
+    assert special_token_ids(tokens) == {
+        "pad_id": 0,
+        "cls_id": 5,
+        "sep_id": 3,
+        "mask_id": 2,
+    }
+    with pytest.raises(VocabularyError, match=r"my.txt lacks .*\[CLS\]"):
+        special_token_ids(tokens[:-1], source="my.txt")
