@@ -15,6 +15,8 @@ import threading
 
 import numpy as np
 
+from electra_keras.serving.request_queue import DEFAULT_MAX_QUEUED
+
 # TF Serving's default ports.
 DEFAULT_REST_PORT = 8501
 DEFAULT_GRPC_PORT = 8500
@@ -48,6 +50,20 @@ def add_parsers(subparsers) -> None:
         "--grpc-port", type=int, default=DEFAULT_GRPC_PORT, help="gRPC port (0: none)."
     )
     p.add_argument("--host", default="127.0.0.1", help="Address to bind.")
+    p.add_argument(
+        "--max-concurrent-requests",
+        type=int,
+        default=None,
+        help="Requests (REST and gRPC together) that run at once "
+        "(default: 4 per CPU, as TF Serving's thread count).",
+    )
+    p.add_argument(
+        "--max-queued-requests",
+        type=int,
+        default=DEFAULT_MAX_QUEUED,
+        help="Requests that may wait for a turn; beyond that, REST answers 503 "
+        "and gRPC UNAVAILABLE at once.",
+    )
     # --verbose (the CLI's global flag) also logs each REST request.
     p.set_defaults(handler=_serve)
 
@@ -93,21 +109,29 @@ def _serve(args: argparse.Namespace) -> int:
     from electra_keras.runtime_info import runtime_line
     from electra_keras.serving.grpc_server import GrpcServer
     from electra_keras.serving.model_registry import ModelRegistry
+    from electra_keras.serving.request_queue import RequestQueue
     from electra_keras.serving.rest_server import RestServer
 
     if not args.rest_port and not args.grpc_port:
         raise ValueError("Both --rest-port and --grpc-port are 0: nothing to serve.")
     print(runtime_line(), flush=True)
+    queue = RequestQueue(args.max_concurrent_requests, args.max_queued_requests)
     registry = ModelRegistry.from_config_file(args.model_config)
     servers = []
     try:
         if args.grpc_port:
-            servers.append(GrpcServer(registry, args.host, args.grpc_port).start())
+            servers.append(
+                GrpcServer(registry, args.host, args.grpc_port, queue=queue).start()
+            )
             print(f"gRPC: {args.host}:{servers[-1].port}", flush=True)
         if args.rest_port:
             servers.append(
                 RestServer(
-                    registry, args.host, args.rest_port, verbose=args.verbose
+                    registry,
+                    args.host,
+                    args.rest_port,
+                    verbose=args.verbose,
+                    queue=queue,
                 ).start()
             )
             print(f"REST: http://{args.host}:{servers[-1].port}", flush=True)

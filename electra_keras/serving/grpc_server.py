@@ -9,6 +9,7 @@ status codes (INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION...).
 
 from __future__ import annotations
 
+import functools
 from concurrent import futures
 
 import grpc
@@ -23,8 +24,9 @@ from tensorflow_serving.apis import (
 
 from electra_keras.serving.errors import ServingError
 from electra_keras.serving.model_registry import ModelRegistry
+from electra_keras.serving.request_queue import DEFAULT_MAX_REQUEST_BYTES, RequestQueue
 
-# TF Serving accepts messages up to 2 GB.
+# TF Serving sends messages up to 2 GB.
 _MAX_MESSAGE_BYTES = 2**31 - 1
 
 
@@ -34,6 +36,20 @@ def _abort(context: grpc.ServicerContext, error: Exception):
     context.abort(
         grpc.StatusCode.INTERNAL, f"Internal error: {type(error).__name__}: {error}"
     )
+
+
+def _queued(method):
+    """Runs a servicer method inside the request queue (UNAVAILABLE when full)."""
+
+    @functools.wraps(method)
+    def wrapper(self, request, context):
+        try:
+            with self.queue.track(), self.queue.admit():
+                return method(self, request, context)
+        except ServingError as error:
+            _abort(context, error)
+
+    return wrapper
 
 
 def _spec_args(spec) -> tuple[int | None, str | None]:
@@ -61,11 +77,14 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     Args:
         registry: the loaded models.
+        queue: admission control.
     """
 
-    def __init__(self, registry: ModelRegistry) -> None:
+    def __init__(self, registry: ModelRegistry, queue: RequestQueue) -> None:
         self.registry = registry
+        self.queue = queue
 
+    @_queued
     def Predict(self, request, context):  # noqa: N802
         try:
             inputs = {
@@ -89,6 +108,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         except Exception as error:  # noqa: BLE001
             _abort(context, error)
 
+    @_queued
     def Classify(self, request, context):  # noqa: N802
         try:
             kind = request.input.WhichOneof("kind")
@@ -129,6 +149,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             "MultiInference is not supported by this server.",
         )
 
+    @_queued
     def GetModelMetadata(self, request, context):  # noqa: N802
         try:
             version, label = _spec_args(request.model_spec)
@@ -144,11 +165,14 @@ class ModelStatusServicer(model_service_pb2_grpc.ModelServiceServicer):
 
     Args:
         registry: the loaded models.
+        queue: admission control.
     """
 
-    def __init__(self, registry: ModelRegistry) -> None:
+    def __init__(self, registry: ModelRegistry, queue: RequestQueue) -> None:
         self.registry = registry
+        self.queue = queue
 
+    @_queued
     def GetModelStatus(self, request, context):  # noqa: N802
         try:
             version, label = _spec_args(request.model_spec)
@@ -160,11 +184,19 @@ class ModelStatusServicer(model_service_pb2_grpc.ModelServiceServicer):
 class GrpcServer:
     """TF Serving's gRPC services on a thread pool.
 
+    gRPC core listens with the kernel's largest backlog (somaxconn), so bursts
+    of new connections are not reset. Every admitted request holds a thread
+    (running, or waiting for its turn in `queue`); spare threads answer
+    UNAVAILABLE at once when the queue is full.
+
     Args:
         registry: the loaded models.
         host: address to bind (default loopback only).
         port: port to bind; 0 picks a free one (see `port`).
-        max_workers: concurrent requests.
+        max_workers: threads (default: the queue's capacity plus
+            `queue.max_concurrent` spares).
+        queue: admission control, shared with the REST server if given.
+        max_request_bytes: larger request messages get RESOURCE_EXHAUSTED.
     """
 
     def __init__(
@@ -172,21 +204,27 @@ class GrpcServer:
         registry: ModelRegistry,
         host: str = "127.0.0.1",
         port: int = 8500,
-        max_workers: int = 8,
+        max_workers: int | None = None,
+        queue: RequestQueue | None = None,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     ) -> None:
+        self.queue = queue or RequestQueue()
+        workers = max_workers or self.queue.capacity + self.queue.max_concurrent
         self._server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=max_workers),
+            futures.ThreadPoolExecutor(max_workers=workers),
             options=[
-                ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", max_request_bytes),
                 ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
                 ("grpc.so_reuseport", 0),
             ],
+            # A hard bound on calls waiting for a thread (RESOURCE_EXHAUSTED).
+            maximum_concurrent_rpcs=4 * workers,
         )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            PredictionServicer(registry), self._server
+            PredictionServicer(registry, self.queue), self._server
         )
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(
-            ModelStatusServicer(registry), self._server
+            ModelStatusServicer(registry, self.queue), self._server
         )
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.port = self._server.add_insecure_port(address)
@@ -200,12 +238,12 @@ class GrpcServer:
         return self
 
     def stop(self, grace: float | None = 1.0) -> None:
-        """Stops serving.
+        """Stops serving: new calls are refused, running ones get `grace` seconds.
 
         Args:
             grace: seconds to let running calls finish.
         """
-        self._server.stop(grace).wait(timeout=10)
+        self._server.stop(grace).wait(timeout=(grace or 0) + 10)
 
     def __enter__(self) -> GrpcServer:
         return self.start()

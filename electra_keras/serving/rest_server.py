@@ -21,6 +21,7 @@ import re
 import threading
 import urllib.parse
 from collections.abc import Mapping
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -31,6 +32,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2
 
 from electra_keras.serving.errors import ServingError, invalid_argument
 from electra_keras.serving.model_registry import SIGNATURE_DEF_FIELD, ModelRegistry
+from electra_keras.serving.request_queue import DEFAULT_MAX_REQUEST_BYTES, RequestQueue
 
 _PREDICT_PATH = re.compile(
     r"/v1/models/([^/:]+)(?:/versions/(\d+)|/labels/([^/:]+))?:(classify|regress|predict)",
@@ -40,7 +42,8 @@ _STATUS_PATH = re.compile(
     r"/v1/models(?:/([^/:]+))?(?:/versions/(\d+)|/labels/([^/:]+))?(?:/(metadata))?",
     re.IGNORECASE,
 )
-MAX_BODY_BYTES = 256 * 1024 * 1024
+# Bytes of an oversized body read (and dropped) before closing the connection.
+_DISCARD_LIMIT = 256 * 1024 * 1024
 _INT64_MAX = 2**63 - 1
 
 
@@ -490,26 +493,106 @@ class _Handler(BaseHTTPRequestHandler):
     # Headers and body are separate writes: without TCP_NODELAY, Nagle's
     # algorithm and the client's delayed ACK add ~40 ms to every response.
     disable_nagle_algorithm = True
+    # Seconds a connection may sit idle (or stall mid-request) before it is closed.
+    timeout = 30.0
     server: _HttpServer
 
-    def _respond(self, method: str) -> None:
-        length_text = self.headers.get("Content-Length") or "0"
-        try:
-            length = int(length_text)
-        except ValueError:
-            length = -1
-        if length < 0 or length > MAX_BODY_BYTES:
-            status, payload = 400, {"error": f"Bad Content-Length: {length_text}"}
-            self.close_connection = True
-        else:
-            body = self.rfile.read(length) if length else b""
-            status, payload = self.server.api.handle(method, self.path, body)
+    def _write(self, status: int, payload: dict, close: bool = False) -> None:
         data = json.dumps(payload, indent=4, ensure_ascii=False).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        if status == 405:
+            self.send_header("Allow", "GET, POST")
+        if close:
+            self.close_connection = True
+            self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _discard_body(self, length: int) -> None:
+        # Reading what the client sends before closing keeps the kernel from
+        # answering it with a reset, which would lose our response.
+        left = min(length, _DISCARD_LIMIT)
+        try:
+            self.wfile.flush()
+            self.connection.settimeout(2.0)
+            while left > 0:
+                chunk = self.rfile.read1(min(left, 1 << 16))
+                if not chunk:
+                    break
+                left -= len(chunk)
+        except OSError:
+            pass
+
+    def _body_length(self) -> int | None:
+        """The Content-Length (0 when absent); None when it is unusable."""
+        if self.headers.get("Transfer-Encoding"):
+            return None
+        text = (self.headers.get("Content-Length") or "0").strip()
+        if not text.isdigit():
+            return None
+        return int(text)
+
+    def _respond(self, method: str) -> None:
+        queue = self.server.queue
+        try:
+            with queue.track():
+                self._respond_tracked(method)
+        except ServingError as error:  # draining: refuse, and close the connection
+            length = self._body_length()
+            if length:
+                self._discard_body(length)
+            self._write(error.http_status, {"error": error.message}, close=True)
+
+    def _respond_tracked(self, method: str) -> None:
+        length = self._body_length()
+        limit = self.server.max_request_bytes
+        if length is None:
+            what = self.headers.get("Transfer-Encoding") or self.headers.get(
+                "Content-Length"
+            )
+            self._write(
+                400,
+                {"error": f"Bad request body framing: {what!r} (send Content-Length)"},
+                close=True,
+            )
+            return
+        if length > limit:
+            self._write(
+                413,
+                {
+                    "error": f"Request of {length} bytes is larger than the limit of "
+                    f"{limit} bytes (--max-request-bytes)."
+                },
+                close=True,
+            )
+            self._discard_body(length)
+            return
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            self.close_connection = True
+            return  # the client went away mid-body
+        try:
+            with self.server.queue.admit():
+                status, payload = self.server.api.handle(method, self.path, body)
+        except ServingError as error:  # the queue is full
+            status, payload = error.http_status, {"error": error.message}
+        self._write(status, payload)
+
+    def send_error(self, code: int, message: str | None = None, explain=None) -> None:
+        """The standard library's own errors (bad request line, unknown method,
+        oversized headers), as JSON bodies; never a 5xx for a malformed request."""
+        if code == HTTPStatus.NOT_IMPLEMENTED:  # a method with no do_* handler
+            code, message = 405, f"Method not allowed: {self.command}"
+        elif code >= 500:
+            code = 400
+        self.close_connection = True
+        try:
+            self._write(code, {"error": message or HTTPStatus(code).phrase}, True)
+        except OSError:
+            pass
 
     def do_GET(self) -> None:  # noqa: N802
         self._respond("GET")
@@ -531,10 +614,22 @@ class _Handler(BaseHTTPRequestHandler):
 class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # The listen backlog (the standard library's default is 5: bursts of new
+    # connections beyond it are reset). The kernel caps it at somaxconn.
+    request_queue_size = 1024
 
-    def __init__(self, address, api: RestApi, verbose: bool) -> None:
+    def __init__(
+        self,
+        address,
+        api: RestApi,
+        verbose: bool,
+        queue: RequestQueue,
+        max_request_bytes: int,
+    ) -> None:
         self.api = api
         self.verbose = verbose
+        self.queue = queue
+        self.max_request_bytes = max_request_bytes
         super().__init__(address, _Handler)
 
 
@@ -546,6 +641,9 @@ class RestServer:
         host: address to bind (default loopback only).
         port: port to bind; 0 picks a free one (see `port`).
         verbose: log each request to stderr.
+        queue: admission control, shared with the gRPC server if given
+            (default: a queue of its own with the default sizes).
+        max_request_bytes: larger request bodies get 413.
     """
 
     def __init__(
@@ -554,8 +652,13 @@ class RestServer:
         host: str = "127.0.0.1",
         port: int = 8501,
         verbose: bool = False,
+        queue: RequestQueue | None = None,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     ) -> None:
-        self._server = _HttpServer((host, port), RestApi(registry), verbose)
+        self.queue = queue or RequestQueue()
+        self._server = _HttpServer(
+            (host, port), RestApi(registry), verbose, self.queue, max_request_bytes
+        )
         self.host = host
         self.port = self._server.server_address[1]
         self._thread: threading.Thread | None = None
@@ -568,13 +671,23 @@ class RestServer:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
-        """Stops serving and closes the socket."""
+    def stop(self, grace: float = 5.0) -> bool:
+        """Stops accepting connections, lets requests in flight finish, closes.
+
+        Requests that arrive on open connections meanwhile get 503.
+
+        Args:
+            grace: seconds to wait for requests in flight.
+
+        Returns:
+            True when every request in flight finished within `grace`.
+        """
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join(timeout=10)
             self._thread = None
         self._server.server_close()
+        return self.queue.drain(grace)
 
     def __enter__(self) -> RestServer:
         return self.start()
