@@ -38,11 +38,44 @@ def _abort(context: grpc.ServicerContext, error: Exception):
     )
 
 
+# Elements a request tensor may expand to: a TensorProto with one value and a
+# large shape is filled out by repeating the value.
+_MAX_TENSOR_ELEMENTS = 1 << 24
+
+
+class _Unparsable:
+    """Stands for request bytes that do not parse as the method's message."""
+
+    def __init__(self, error: Exception) -> None:
+        self.message = f"Could not parse the request message: {error}"
+
+
+class _ParseErrorsAreInvalidArgument(grpc.ServerInterceptor):
+    """Request bytes that do not parse reach the servicer as `_Unparsable`
+    (INVALID_ARGUMENT) instead of failing in gRPC with INTERNAL."""
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        parse = handler.request_deserializer
+
+        def deserialize(data: bytes):
+            try:
+                return parse(data)
+            except Exception as error:  # noqa: BLE001  (any parse failure)
+                return _Unparsable(error)
+
+        return handler._replace(request_deserializer=deserialize)
+
+
 def _queued(method):
     """Runs a servicer method inside the request queue (UNAVAILABLE when full)."""
 
     @functools.wraps(method)
     def wrapper(self, request, context):
+        if isinstance(request, _Unparsable):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
         try:
             with self.queue.track(), self.queue.admit():
                 return method(self, request, context)
@@ -64,6 +97,15 @@ def tensor_proto_to_array(name: str, proto: tf.compat.v1.TensorProto) -> np.ndar
         name: the input's name, for messages.
         proto: the TensorProto.
     """
+    elements = 1
+    for dim in proto.tensor_shape.dim:
+        elements *= max(dim.size, 0)
+    if elements > _MAX_TENSOR_ELEMENTS:
+        raise ServingError(
+            "INVALID_ARGUMENT",
+            f"input '{name}' has {elements} elements; at most "
+            f"{_MAX_TENSOR_ELEMENTS} are accepted.",
+        )
     try:
         return tf.make_ndarray(proto)
     except Exception as error:  # noqa: BLE001  (any decoding failure is the caller's)
@@ -219,6 +261,7 @@ class GrpcServer:
             ],
             # A hard bound on calls waiting for a thread (RESOURCE_EXHAUSTED).
             maximum_concurrent_rpcs=4 * workers,
+            interceptors=[_ParseErrorsAreInvalidArgument()],
         )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
             PredictionServicer(registry, self.queue), self._server

@@ -399,6 +399,8 @@ class RestApi:
             return 200, self._dispatch(method, path.split("?", 1)[0], body)
         except ServingError as error:
             return error.http_status, {"error": error.message}
+        except RecursionError:
+            return 400, {"error": "JSON Parse error: the document is nested too deeply"}
         except Exception as error:  # noqa: BLE001  (keep serving; report it)
             return 500, {"error": f"Internal error: {type(error).__name__}: {error}"}
 
@@ -490,6 +492,9 @@ class RestApi:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Unparsable or two-word request lines are answered with a status line
+    # and headers (the standard library's default, HTTP/0.9, sends neither).
+    default_request_version = "HTTP/1.0"
     # Headers and body are separate writes: without TCP_NODELAY, Nagle's
     # algorithm and the client's delayed ACK add ~40 ms to every response.
     disable_nagle_algorithm = True
