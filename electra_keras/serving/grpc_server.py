@@ -10,6 +10,7 @@ status codes (INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION...).
 from __future__ import annotations
 
 import functools
+import time
 from concurrent import futures
 
 import grpc
@@ -23,6 +24,7 @@ from tensorflow_serving.apis import (
 )
 
 from electra_keras.serving.errors import ServingError
+from electra_keras.serving.metrics import ServingMetrics
 from electra_keras.serving.model_registry import ModelRegistry
 from electra_keras.serving.request_queue import DEFAULT_MAX_REQUEST_BYTES, RequestQueue
 
@@ -69,20 +71,55 @@ class _ParseErrorsAreInvalidArgument(grpc.ServerInterceptor):
         return handler._replace(request_deserializer=deserialize)
 
 
-def _queued(method):
-    """Runs a servicer method inside the request queue (UNAVAILABLE when full)."""
+def _rows(response) -> int:
+    if isinstance(response, classification_pb2.ClassificationResponse):
+        return len(response.result.classifications)
+    for tensor in response.outputs.values():
+        dims = tensor.tensor_shape.dim
+        return int(dims[0].size) if dims else 1
+    return 0
 
-    @functools.wraps(method)
-    def wrapper(self, request, context):
-        if isinstance(request, _Unparsable):
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
-        try:
-            with self.queue.track(), self.queue.admit():
-                return method(self, request, context)
-        except ServingError as error:
+
+def _served(api: str | None = None):
+    """Wraps a servicer method: errors abort the call with their code; for an
+    inference `api` ("predict", "classify") the call also waits for a turn in
+    the request queue (UNAVAILABLE when full) and is counted in the metrics."""
+
+    def decorate(method):
+        @functools.wraps(method)
+        def wrapper(self, request, context):
+            if isinstance(request, _Unparsable):
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+            start = time.perf_counter()
+            code, examples, error = "OK", 0, None
+            try:
+                with self.queue.track():
+                    if api is None:
+                        return method(self, request, context)
+                    with self.queue.admit():
+                        response = method(self, request, context)
+                        examples = _rows(response)
+                        return response
+            except ServingError as caught:
+                code, error = caught.code, caught
+            except Exception as caught:  # noqa: BLE001  (keep serving; report it)
+                code, error = "INTERNAL", caught
+            finally:
+                if api is not None:
+                    self.metrics.record(
+                        request.model_spec.name,
+                        request.model_spec.signature_name,
+                        api,
+                        "GRPC",
+                        code,
+                        time.perf_counter() - start,
+                        examples,
+                    )
             _abort(context, error)
 
-    return wrapper
+        return wrapper
+
+    return decorate
 
 
 def _spec_args(spec) -> tuple[int | None, str | None]:
@@ -120,65 +157,63 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     Args:
         registry: the loaded models.
         queue: admission control.
+        metrics: request metrics.
     """
 
-    def __init__(self, registry: ModelRegistry, queue: RequestQueue) -> None:
+    def __init__(
+        self, registry: ModelRegistry, queue: RequestQueue, metrics: ServingMetrics
+    ) -> None:
         self.registry = registry
         self.queue = queue
+        self.metrics = metrics
 
-    @_queued
+    @_served("predict")
     def Predict(self, request, context):  # noqa: N802
-        try:
-            inputs = {
-                name: tensor_proto_to_array(name, proto)
-                for name, proto in request.inputs.items()
-            }
-            version, label = _spec_args(request.model_spec)
-            servable, signature_name, outputs = self.registry.predict(
-                request.model_spec.name,
-                inputs,
-                request.model_spec.signature_name,
-                version,
-                label,
-                tuple(request.output_filter),
-            )
-            response = predict_pb2.PredictResponse()
-            response.model_spec.CopyFrom(servable.model_spec(signature_name))
-            for name, value in outputs.items():
-                response.outputs[name].CopyFrom(tf.make_tensor_proto(value))
-            return response
-        except Exception as error:  # noqa: BLE001
-            _abort(context, error)
+        inputs = {
+            name: tensor_proto_to_array(name, proto)
+            for name, proto in request.inputs.items()
+        }
+        version, label = _spec_args(request.model_spec)
+        servable, signature_name, outputs = self.registry.predict(
+            request.model_spec.name,
+            inputs,
+            request.model_spec.signature_name,
+            version,
+            label,
+            tuple(request.output_filter),
+        )
+        response = predict_pb2.PredictResponse()
+        response.model_spec.CopyFrom(servable.model_spec(signature_name))
+        for name, value in outputs.items():
+            response.outputs[name].CopyFrom(tf.make_tensor_proto(value))
+        return response
 
-    @_queued
+    @_served("classify")
     def Classify(self, request, context):  # noqa: N802
-        try:
-            kind = request.input.WhichOneof("kind")
-            if kind == "example_list":
-                context_bytes = b""
-                examples = request.input.example_list.examples
-            elif kind == "example_list_with_context":
-                context_bytes = (
-                    request.input.example_list_with_context.context.SerializeToString()
-                )
-                examples = request.input.example_list_with_context.examples
-            else:
-                raise ServingError("INVALID_ARGUMENT", "Input is empty.")
-            serialized = [context_bytes + e.SerializeToString() for e in examples]
-            version, label = _spec_args(request.model_spec)
-            servable, signature_name, result = self.registry.classify(
-                request.model_spec.name,
-                serialized,
-                request.model_spec.signature_name,
-                version,
-                label,
+        kind = request.input.WhichOneof("kind")
+        if kind == "example_list":
+            context_bytes = b""
+            examples = request.input.example_list.examples
+        elif kind == "example_list_with_context":
+            context_bytes = (
+                request.input.example_list_with_context.context.SerializeToString()
             )
-            response = classification_pb2.ClassificationResponse()
-            response.model_spec.CopyFrom(servable.model_spec(signature_name))
-            response.result.CopyFrom(result)
-            return response
-        except Exception as error:  # noqa: BLE001
-            _abort(context, error)
+            examples = request.input.example_list_with_context.examples
+        else:
+            raise ServingError("INVALID_ARGUMENT", "Input is empty.")
+        serialized = [context_bytes + e.SerializeToString() for e in examples]
+        version, label = _spec_args(request.model_spec)
+        servable, signature_name, result = self.registry.classify(
+            request.model_spec.name,
+            serialized,
+            request.model_spec.signature_name,
+            version,
+            label,
+        )
+        response = classification_pb2.ClassificationResponse()
+        response.model_spec.CopyFrom(servable.model_spec(signature_name))
+        response.result.CopyFrom(result)
+        return response
 
     def Regress(self, request, context):  # noqa: N802
         context.abort(
@@ -191,15 +226,12 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             "MultiInference is not supported by this server.",
         )
 
-    @_queued
+    @_served()
     def GetModelMetadata(self, request, context):  # noqa: N802
-        try:
-            version, label = _spec_args(request.model_spec)
-            return self.registry.metadata(
-                request.model_spec.name, version, label, tuple(request.metadata_field)
-            )
-        except Exception as error:  # noqa: BLE001
-            _abort(context, error)
+        version, label = _spec_args(request.model_spec)
+        return self.registry.metadata(
+            request.model_spec.name, version, label, tuple(request.metadata_field)
+        )
 
 
 class ModelStatusServicer(model_service_pb2_grpc.ModelServiceServicer):
@@ -208,19 +240,20 @@ class ModelStatusServicer(model_service_pb2_grpc.ModelServiceServicer):
     Args:
         registry: the loaded models.
         queue: admission control.
+        metrics: request metrics.
     """
 
-    def __init__(self, registry: ModelRegistry, queue: RequestQueue) -> None:
+    def __init__(
+        self, registry: ModelRegistry, queue: RequestQueue, metrics: ServingMetrics
+    ) -> None:
         self.registry = registry
         self.queue = queue
+        self.metrics = metrics
 
-    @_queued
+    @_served()
     def GetModelStatus(self, request, context):  # noqa: N802
-        try:
-            version, label = _spec_args(request.model_spec)
-            return self.registry.status(request.model_spec.name, version, label)
-        except Exception as error:  # noqa: BLE001
-            _abort(context, error)
+        version, label = _spec_args(request.model_spec)
+        return self.registry.status(request.model_spec.name, version, label)
 
 
 class GrpcServer:
@@ -239,6 +272,7 @@ class GrpcServer:
             `queue.max_concurrent` spares).
         queue: admission control, shared with the REST server if given.
         max_request_bytes: larger request messages get RESOURCE_EXHAUSTED.
+        metrics: request metrics, shared with the REST server if given.
     """
 
     def __init__(
@@ -249,8 +283,10 @@ class GrpcServer:
         max_workers: int | None = None,
         queue: RequestQueue | None = None,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        metrics: ServingMetrics | None = None,
     ) -> None:
         self.queue = queue or RequestQueue()
+        self.metrics = metrics or ServingMetrics()
         workers = max_workers or self.queue.capacity + self.queue.max_concurrent
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers),
@@ -264,10 +300,10 @@ class GrpcServer:
             interceptors=[_ParseErrorsAreInvalidArgument()],
         )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            PredictionServicer(registry, self.queue), self._server
+            PredictionServicer(registry, self.queue, self.metrics), self._server
         )
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(
-            ModelStatusServicer(registry, self.queue), self._server
+            ModelStatusServicer(registry, self.queue, self.metrics), self._server
         )
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.port = self._server.add_insecure_port(address)

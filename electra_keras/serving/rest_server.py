@@ -16,9 +16,11 @@ Errors are `{"error": "..."}` with TF Serving's HTTP status for the code
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 import threading
+import time
 import urllib.parse
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -31,6 +33,7 @@ from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2
 
 from electra_keras.serving.errors import ServingError, invalid_argument
+from electra_keras.serving.metrics import ServingMetrics
 from electra_keras.serving.model_registry import SIGNATURE_DEF_FIELD, ModelRegistry
 from electra_keras.serving.request_queue import DEFAULT_MAX_REQUEST_BYTES, RequestQueue
 
@@ -377,15 +380,43 @@ def metadata_to_json(response: get_model_metadata_pb2.GetModelMetadataResponse) 
 
 
 # === HTTP ===
+def _rows(inputs: Mapping[str, np.ndarray]) -> int:
+    for array in inputs.values():
+        return int(array.shape[0]) if array.ndim else 1
+    return 0
+
+
+@dataclasses.dataclass
+class _Call:
+    """What a request asked for, as far as it got: for metrics."""
+
+    model: str = ""
+    signature: str = ""
+    api: str = ""
+    examples: int = 0
+
+
 class RestApi:
     """Maps (method, path, body) to (HTTP status, JSON object); no sockets here.
 
+    Predict, classify and regress requests wait for a turn in `queue` and are
+    counted in `metrics`; status and metadata requests bypass both.
+
     Args:
         registry: the loaded models.
+        queue: admission control (default: one of its own).
+        metrics: request metrics (default: ones of its own).
     """
 
-    def __init__(self, registry: ModelRegistry) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        queue: RequestQueue | None = None,
+        metrics: ServingMetrics | None = None,
+    ) -> None:
         self.registry = registry
+        self.queue = queue or RequestQueue()
+        self.metrics = metrics or ServingMetrics()
 
     def handle(self, method: str, path: str, body: bytes) -> tuple[int, dict]:
         """Runs one request; errors come back as `{"error": ...}` bodies.
@@ -395,16 +426,38 @@ class RestApi:
             path: the request path (query string ignored).
             body: the raw request body.
         """
+        call = _Call()
+        start = time.perf_counter()
+        code = "OK"
         try:
-            return 200, self._dispatch(method, path.split("?", 1)[0], body)
+            status, payload = (
+                200,
+                self._dispatch(method, path.split("?", 1)[0], body, call),
+            )
         except ServingError as error:
-            return error.http_status, {"error": error.message}
+            code = error.code
+            status, payload = error.http_status, {"error": error.message}
         except RecursionError:
-            return 400, {"error": "JSON Parse error: the document is nested too deeply"}
+            code = "INVALID_ARGUMENT"
+            status = 400
+            payload = {"error": "JSON Parse error: the document is nested too deeply"}
         except Exception as error:  # noqa: BLE001  (keep serving; report it)
-            return 500, {"error": f"Internal error: {type(error).__name__}: {error}"}
+            code = "INTERNAL"
+            status = 500
+            payload = {"error": f"Internal error: {type(error).__name__}: {error}"}
+        if call.api:
+            self.metrics.record(
+                call.model,
+                call.signature,
+                call.api,
+                "REST",
+                code,
+                time.perf_counter() - start,
+                call.examples if code == "OK" else 0,
+            )
+        return status, payload
 
-    def _dispatch(self, method: str, path: str, body: bytes) -> dict:
+    def _dispatch(self, method: str, path: str, body: bytes, call: _Call) -> dict:
         if not path.lower().startswith("/v1/"):
             raise ServingError("NOT_FOUND", f"Not found: {method} {path}")
         if method == "POST":
@@ -439,32 +492,37 @@ class RestApi:
                 self.registry.status(name, version, label),
                 always_print_fields_with_no_presence=True,
             )
+        action = action.lower()
+        call.model, call.api = name, action
         request = self._parse_json(body)
         signature_name = request.get("signature_name", "")
         if not isinstance(signature_name, str):
             raise invalid_argument("'signature_name' key must be a string value.")
-        action = action.lower()
-        if action == "predict":
-            specs = self.registry.input_specs(name, signature_name, version, label)
-            inputs, row_format = parse_predict_body(request, specs)
-            _, _, outputs = self.registry.predict(
-                name, inputs, signature_name, version, label
-            )
-            return outputs_to_json(outputs, row_format)
-        if action == "classify":
-            examples = parse_classify_body(request)
-            _, _, result = self.registry.classify(
-                name, examples, signature_name, version, label
-            )
-            return {
-                "result": [
-                    [
-                        [cls.label, float(str(np.float32(cls.score)))]
-                        for cls in item.classes
+        call.signature = signature_name
+        with self.queue.admit():
+            if action == "predict":
+                specs = self.registry.input_specs(name, signature_name, version, label)
+                inputs, row_format = parse_predict_body(request, specs)
+                _, _, outputs = self.registry.predict(
+                    name, inputs, signature_name, version, label
+                )
+                call.examples = _rows(inputs)
+                return outputs_to_json(outputs, row_format)
+            if action == "classify":
+                examples = parse_classify_body(request)
+                _, _, result = self.registry.classify(
+                    name, examples, signature_name, version, label
+                )
+                call.examples = len(examples)
+                return {
+                    "result": [
+                        [
+                            [cls.label, float(str(np.float32(cls.score)))]
+                            for cls in item.classes
+                        ]
+                        for item in result.classifications
                     ]
-                    for item in result.classifications
-                ]
-            }
+                }
         raise ServingError(
             "UNIMPLEMENTED", "The regress API is not supported by this server."
         )
@@ -515,6 +573,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
+
+    def _write_metrics(self) -> None:
+        data = self.server.api.metrics.render().encode("utf-8")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def _discard_body(self, length: int) -> None:
         # Reading what the client sends before closing keeps the kernel from
@@ -579,11 +645,10 @@ class _Handler(BaseHTTPRequestHandler):
         if len(body) < length:
             self.close_connection = True
             return  # the client went away mid-body
-        try:
-            with self.server.queue.admit():
-                status, payload = self.server.api.handle(method, self.path, body)
-        except ServingError as error:  # the queue is full
-            status, payload = error.http_status, {"error": error.message}
+        if method == "GET" and self.path.split("?", 1)[0] == self.server.metrics_path:
+            self._write_metrics()
+            return
+        status, payload = self.server.api.handle(method, self.path, body)
         self._write(status, payload)
 
     def send_error(self, code: int, message: str | None = None, explain=None) -> None:
@@ -635,6 +700,7 @@ class _HttpServer(ThreadingHTTPServer):
         self.verbose = verbose
         self.queue = queue
         self.max_request_bytes = max_request_bytes
+        self.metrics_path: str | None = None
         super().__init__(address, _Handler)
 
 
@@ -649,6 +715,9 @@ class RestServer:
         queue: admission control, shared with the gRPC server if given
             (default: a queue of its own with the default sizes).
         max_request_bytes: larger request bodies get 413.
+        metrics: request metrics, shared with the gRPC server if given.
+        metrics_path: serve `metrics` in Prometheus' format at this path
+            (TF Serving's `prometheus_config.path`); None: not served.
     """
 
     def __init__(
@@ -659,11 +728,19 @@ class RestServer:
         verbose: bool = False,
         queue: RequestQueue | None = None,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        metrics: ServingMetrics | None = None,
+        metrics_path: str | None = None,
     ) -> None:
         self.queue = queue or RequestQueue()
+        self.metrics = metrics or ServingMetrics()
         self._server = _HttpServer(
-            (host, port), RestApi(registry), verbose, self.queue, max_request_bytes
+            (host, port),
+            RestApi(registry, self.queue, self.metrics),
+            verbose,
+            self.queue,
+            max_request_bytes,
         )
+        self._server.metrics_path = metrics_path
         self.host = host
         self.port = self._server.server_address[1]
         self._thread: threading.Thread | None = None
