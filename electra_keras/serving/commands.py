@@ -77,9 +77,28 @@ def add_parsers(subparsers) -> None:
     p.add_argument(
         "--monitoring-config-file",
         "--monitoring_config_file",
+        metavar="FILE",
         help="Text-format MonitoringConfig, as TF Serving's: with prometheus_config "
         "{ enable: true } REST serves Prometheus metrics at its path (default "
         "/monitoring/prometheus/metrics).",
+    )
+    p.add_argument(
+        "--file-system-poll-wait-seconds",
+        "--file_system_poll_wait_seconds",
+        metavar="SECONDS",
+        type=float,
+        default=1.0,
+        help="Seconds between polls of each model's base path for new versions, "
+        "as TF Serving (0: load only at start).",
+    )
+    p.add_argument(
+        "--model-config-file-poll-wait-seconds",
+        "--model_config_file_poll_wait_seconds",
+        metavar="SECONDS",
+        type=float,
+        default=0.0,
+        help="Seconds between reads of --model-config for added or removed models "
+        "(0, the default: read once).",
     )
     p.add_argument(
         "--shutdown-grace-seconds",
@@ -135,6 +154,7 @@ def _serve(args: argparse.Namespace) -> int:
     from electra_keras.serving.model_registry import ModelRegistry
     from electra_keras.serving.request_queue import RequestQueue
     from electra_keras.serving.rest_server import RestServer
+    from electra_keras.serving.version_poller import VersionPoller
 
     if not args.rest_port and not args.grpc_port:
         raise ValueError("Both --rest-port and --grpc-port are 0: nothing to serve.")
@@ -151,7 +171,18 @@ def _serve(args: argparse.Namespace) -> int:
     queue = RequestQueue(args.max_concurrent_requests, args.max_queued_requests)
     metrics = ServingMetrics()
     limits = {"queue": queue, "max_request_bytes": args.max_request_bytes}
-    registry = ModelRegistry.from_config_file(args.model_config)
+
+    def log(message: str) -> None:
+        print(message, flush=True)
+
+    registry = ModelRegistry.from_config_file(args.model_config, log=log)
+    poller = VersionPoller(
+        registry,
+        args.file_system_poll_wait_seconds,
+        args.model_config,
+        args.model_config_file_poll_wait_seconds,
+        log=log,
+    )
     grpc_server = rest_server = None
     try:
         if args.grpc_port:
@@ -188,12 +219,14 @@ def _serve(args: argparse.Namespace) -> int:
         "stops after the requests in flight.",
         flush=True,
     )
+    poller.start()
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:
         done.wait()
     except KeyboardInterrupt:
         pass
+    poller.stop()
     # Stop listening, refuse new requests (503 / UNAVAILABLE) and let those in
     # flight finish, within --shutdown-grace-seconds for each API.
     grace = args.shutdown_grace_seconds
