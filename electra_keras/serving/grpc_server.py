@@ -295,8 +295,9 @@ class GrpcServer:
                 ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
                 ("grpc.so_reuseport", 0),
             ],
-            # A hard bound on calls waiting for a thread (RESOURCE_EXHAUSTED).
-            maximum_concurrent_rpcs=4 * workers,
+            # A hard bound on calls waiting for a thread (RESOURCE_EXHAUSTED);
+            # below it, calls over the queue's capacity get UNAVAILABLE.
+            maximum_concurrent_rpcs=max(4 * workers, 1024),
             interceptors=[_ParseErrorsAreInvalidArgument()],
         )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
