@@ -15,6 +15,11 @@ import threading
 
 import numpy as np
 
+from electra_keras.serving.request_queue import (
+    DEFAULT_MAX_QUEUED,
+    DEFAULT_MAX_REQUEST_BYTES,
+)
+
 # TF Serving's default ports.
 DEFAULT_REST_PORT = 8501
 DEFAULT_GRPC_PORT = 8500
@@ -48,6 +53,59 @@ def add_parsers(subparsers) -> None:
         "--grpc-port", type=int, default=DEFAULT_GRPC_PORT, help="gRPC port (0: none)."
     )
     p.add_argument("--host", default="127.0.0.1", help="Address to bind.")
+    p.add_argument(
+        "--max-concurrent-requests",
+        type=int,
+        default=None,
+        help="Requests (REST and gRPC together) that run at once "
+        "(default: 4 per CPU, as TF Serving's thread count).",
+    )
+    p.add_argument(
+        "--max-queued-requests",
+        type=int,
+        default=DEFAULT_MAX_QUEUED,
+        help="Requests that may wait for a turn; beyond that, REST answers 503 "
+        "and gRPC UNAVAILABLE at once.",
+    )
+    p.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=DEFAULT_MAX_REQUEST_BYTES,
+        help="Largest request accepted: REST answers 413, gRPC RESOURCE_EXHAUSTED "
+        "(default 64 MiB).",
+    )
+    p.add_argument(
+        "--monitoring-config-file",
+        "--monitoring_config_file",
+        metavar="FILE",
+        help="Text-format MonitoringConfig, as TF Serving's: with prometheus_config "
+        "{ enable: true } REST serves Prometheus metrics at its path (default "
+        "/monitoring/prometheus/metrics).",
+    )
+    p.add_argument(
+        "--file-system-poll-wait-seconds",
+        "--file_system_poll_wait_seconds",
+        metavar="SECONDS",
+        type=float,
+        default=1.0,
+        help="Seconds between polls of each model's base path for new versions, "
+        "as TF Serving (0: load only at start).",
+    )
+    p.add_argument(
+        "--model-config-file-poll-wait-seconds",
+        "--model_config_file_poll_wait_seconds",
+        metavar="SECONDS",
+        type=float,
+        default=0.0,
+        help="Seconds between reads of --model-config for added or removed models "
+        "(0, the default: read once).",
+    )
+    p.add_argument(
+        "--shutdown-grace-seconds",
+        type=float,
+        default=5.0,
+        help="On SIGTERM or Ctrl-C, seconds to let requests in flight finish.",
+    )
     # --verbose (the CLI's global flag) also logs each REST request.
     p.set_defaults(handler=_serve)
 
@@ -92,43 +150,98 @@ def add_parsers(subparsers) -> None:
 def _serve(args: argparse.Namespace) -> int:
     from electra_keras.runtime_info import runtime_line
     from electra_keras.serving.grpc_server import GrpcServer
+    from electra_keras.serving.metrics import ServingMetrics, load_monitoring_config
     from electra_keras.serving.model_registry import ModelRegistry
+    from electra_keras.serving.request_queue import RequestQueue
     from electra_keras.serving.rest_server import RestServer
+    from electra_keras.serving.version_poller import VersionPoller
 
     if not args.rest_port and not args.grpc_port:
         raise ValueError("Both --rest-port and --grpc-port are 0: nothing to serve.")
+    if args.max_request_bytes < 1:
+        raise ValueError("--max-request-bytes must be at least 1.")
+    metrics_path = None
+    if args.monitoring_config_file:
+        metrics_path = load_monitoring_config(args.monitoring_config_file)
+        if metrics_path and not args.rest_port:
+            raise ValueError(
+                "Prometheus metrics are served over REST: set --rest-port."
+            )
     print(runtime_line(), flush=True)
-    registry = ModelRegistry.from_config_file(args.model_config)
-    servers = []
+    queue = RequestQueue(args.max_concurrent_requests, args.max_queued_requests)
+    metrics = ServingMetrics()
+    limits = {"queue": queue, "max_request_bytes": args.max_request_bytes}
+
+    def log(message: str) -> None:
+        print(message, flush=True)
+
+    registry = ModelRegistry.from_config_file(args.model_config, log=log)
+    poller = VersionPoller(
+        registry,
+        args.file_system_poll_wait_seconds,
+        args.model_config,
+        args.model_config_file_poll_wait_seconds,
+        log=log,
+    )
+    grpc_server = rest_server = None
     try:
         if args.grpc_port:
-            servers.append(GrpcServer(registry, args.host, args.grpc_port).start())
-            print(f"gRPC: {args.host}:{servers[-1].port}", flush=True)
+            grpc_server = GrpcServer(
+                registry, args.host, args.grpc_port, metrics=metrics, **limits
+            ).start()
+            print(f"gRPC: {args.host}:{grpc_server.port}", flush=True)
         if args.rest_port:
-            servers.append(
-                RestServer(
-                    registry, args.host, args.rest_port, verbose=args.verbose
-                ).start()
-            )
-            print(f"REST: http://{args.host}:{servers[-1].port}", flush=True)
+            rest_server = RestServer(
+                registry,
+                args.host,
+                args.rest_port,
+                verbose=args.verbose,
+                metrics=metrics,
+                metrics_path=metrics_path,
+                **limits,
+            ).start()
+            print(f"REST: http://{args.host}:{rest_server.port}", flush=True)
+            if metrics_path:
+                print(
+                    f"Metrics: http://{args.host}:{rest_server.port}{metrics_path}",
+                    flush=True,
+                )
     except OSError as error:
-        for server in servers:
-            server.stop()
+        for server in (grpc_server, rest_server):
+            if server is not None:
+                server.stop(0)
         raise RuntimeError(f"Could not bind: {error}") from error
     for name in registry.model_names:
         print(f"model {name}: versions {registry.versions(name)}", flush=True)
     print(
-        "Serving (a development/test stand-in for TF Serving); Ctrl-C stops.",
+        f"Queue: {queue.max_concurrent} requests at once, {queue.max_queued} waiting. "
+        "Serving (a development/test stand-in for TF Serving); Ctrl-C or SIGTERM "
+        "stops after the requests in flight.",
         flush=True,
     )
+    poller.start()
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:
         done.wait()
     except KeyboardInterrupt:
         pass
-    for server in servers:
-        server.stop()
+    poller.stop()
+    # Stop listening, refuse new requests (503 / UNAVAILABLE) and let those in
+    # flight finish, within --shutdown-grace-seconds for each API.
+    grace = args.shutdown_grace_seconds
+    drained = True
+    if rest_server is not None:
+        drained = rest_server.stop(grace)
+    if grpc_server is not None:
+        grpc_server.stop(grace)
+    drained = queue.drain(grace if drained else 0) and drained
+    print(
+        "Stopped."
+        if drained
+        else f"Stopped with {queue.in_flight} request(s) unfinished after {grace} s.",
+        flush=True,
+    )
     return 0
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Collection, Sequence
 
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
@@ -175,8 +176,32 @@ def available_versions(base_path: str) -> list[int]:
     return sorted(versions)
 
 
+def choose_versions(
+    config: ServedModelConfig,
+    available: Sequence[int],
+    failed: Collection[int] = (),
+) -> list[int]:
+    """The versions the config's policy wants served, ascending.
+
+    Versions that failed to load are passed over, so that (as in TF Serving)
+    a broken new version never replaces a working one: `latest {N}` takes the
+    newest N of the others.
+
+    Args:
+        config: one model's config.
+        available: versions found under the base path.
+        failed: versions that failed to load (and have not changed since).
+    """
+    candidates = sorted(v for v in set(available) if v not in set(failed))
+    if config.policy == "latest":
+        return candidates[-config.num_versions :]
+    if config.policy == "specific":
+        return [v for v in config.versions if v in candidates]
+    return candidates
+
+
 def resolve_versions(config: ServedModelConfig) -> list[int]:
-    """The versions the config's policy serves, ascending.
+    """The versions the config's policy serves at start, ascending.
 
     Args:
         config: one model's config.
@@ -186,18 +211,14 @@ def resolve_versions(config: ServedModelConfig) -> list[int]:
             label names a version that is not served.
     """
     found = available_versions(config.base_path)
-    if config.policy == "latest":
-        chosen = found[-config.num_versions :]
-    elif config.policy == "specific":
+    if config.policy == "specific":
         missing = [v for v in config.versions if v not in found]
         if missing:
             raise ValueError(
                 f"Model {config.name!r}: versions {missing} not found under "
                 f"{config.base_path}."
             )
-        chosen = list(config.versions)
-    else:
-        chosen = found
+    chosen = choose_versions(config, found)
     if not chosen:
         raise ValueError(
             f"Model {config.name!r}: no version found under {config.base_path} "

@@ -7,9 +7,10 @@ carrying gRPC status code names, with TF Serving's messages where it has one.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -25,9 +26,12 @@ from tensorflow_serving.apis import (
 from electra_keras.serving.errors import ServingError, invalid_argument, not_found
 from electra_keras.serving.model_config import (
     ServedModelConfig,
+    available_versions,
+    choose_versions,
     load_model_config,
     resolve_versions,
 )
+from electra_keras.serving.warmup_replay import replay_warmup
 
 DEFAULT_SIGNATURE = "serving_default"
 SIGNATURE_DEF_FIELD = "signature_def"
@@ -229,33 +233,105 @@ class ServableVersion:
         return spec
 
 
+@dataclasses.dataclass(frozen=True)
+class LoadFailure:
+    """Why a version is not served; kept until its files change.
+
+    Args:
+        error_code: gRPC status code name.
+        error_message: what went wrong.
+        fingerprint: the version directory's files (names, sizes, mtimes)
+            when the load was tried.
+    """
+
+    error_code: str
+    error_message: str
+    fingerprint: tuple
+
+
+def _fingerprint(path: str) -> tuple:
+    entries = []
+    for root, _, files in os.walk(path):
+        for file in files:
+            full = os.path.join(root, file)
+            try:
+                info = os.stat(full)
+            except OSError:
+                continue
+            entries.append(
+                (os.path.relpath(full, path), info.st_size, info.st_mtime_ns)
+            )
+    return tuple(sorted(entries))
+
+
+def _failure_of(error: Exception, fingerprint: tuple) -> LoadFailure:
+    if isinstance(error, ServingError):
+        code, message = error.code, error.message
+    elif isinstance(error, tf.errors.OpError):
+        code, message = _CODE_NAMES.get(error.error_code, "UNKNOWN"), error.message
+    else:
+        code, message = "UNKNOWN", f"{type(error).__name__}: {error}"
+    return LoadFailure(code, message[:2000], fingerprint)
+
+
 class ModelRegistry:
     """The models of a `models.config`, each version loaded once.
 
+    At construction, every version the policies name is loaded (and its
+    warmup requests replayed); any failure raises. `refresh` (called by a
+    `VersionPoller`, as TF Serving polls base paths) then loads new versions,
+    makes them available and unloads those the policy no longer wants; a
+    version that fails to load is reported in `status` and never replaces a
+    working one. Requests resolve a version from a snapshot, so a swap never
+    fails a request.
+
     Args:
         configs: parsed model configs.
+        log: called with one line per version loaded, unloaded or failed.
     """
 
-    def __init__(self, configs: Sequence[ServedModelConfig]) -> None:
+    def __init__(
+        self,
+        configs: Sequence[ServedModelConfig],
+        log: Callable[[str], None] | None = None,
+    ) -> None:
         self.configs = {config.name: config for config in configs}
+        self._log = log or (lambda message: None)
+        self._lock = threading.Lock()  # publishing new version maps
+        self._refresh_lock = threading.Lock()  # one refresh at a time
+        # name -> version -> loaded version; each map is replaced, never changed.
         self._versions: dict[str, dict[int, ServableVersion]] = {}
+        self._failures: dict[str, dict[int, LoadFailure]] = {}
         for config in configs:
             self._versions[config.name] = {
-                version: ServableVersion(
-                    config.name, version, os.path.join(config.base_path, str(version))
-                )
+                version: self._load(config, version)
                 for version in resolve_versions(config)
             }
+            self._failures[config.name] = {}
+
+    @staticmethod
+    def _load(config: ServedModelConfig, version: int) -> ServableVersion:
+        servable = ServableVersion(
+            config.name, version, os.path.join(config.base_path, str(version))
+        )
+        replay_warmup(servable)
+        return servable
 
     @classmethod
-    def from_config_file(cls, path: str, base_dir: str | None = None) -> ModelRegistry:
+    def from_config_file(
+        cls,
+        path: str,
+        base_dir: str | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> ModelRegistry:
         """Loads every model a `models.config` file names.
 
         Args:
             path: the config file.
             base_dir: directory for relative base paths (default: current directory).
+            log: as for the constructor.
         """
-        return cls(load_model_config(path, base_dir=base_dir))
+        return cls(load_model_config(path, base_dir=base_dir), log=log)
 
     @property
     def model_names(self) -> list[str]:
@@ -268,6 +344,88 @@ class ModelRegistry:
             name: model name.
         """
         return sorted(self._versions.get(name, {}))
+
+    def failures(self, name: str) -> dict[int, LoadFailure]:
+        """Versions of a model that failed to load, with why.
+
+        Args:
+            name: model name.
+        """
+        return dict(self._failures.get(name, {}))
+
+    # === New versions while serving ===
+    def refresh(self) -> None:
+        """Brings every model's served versions in line with its base path."""
+        with self._refresh_lock:
+            for config in list(self.configs.values()):
+                self._refresh_model(config)
+
+    def apply_configs(self, configs: Sequence[ServedModelConfig]) -> None:
+        """Serves a new model list: models added are loaded, removed ones unloaded.
+
+        Unlike at construction, nothing raises: versions that fail to load
+        are reported in `status`.
+
+        Args:
+            configs: the new config's entries.
+        """
+        with self._refresh_lock:
+            new = {config.name: config for config in configs}
+            with self._lock:
+                removed = [name for name in self._versions if name not in new]
+                self.configs = new
+                for name in removed:
+                    del self._versions[name]
+                    self._failures.pop(name, None)
+            for name in removed:
+                self._log(f"model {name}: removed from the config, unloaded")
+            for config in configs:
+                self._refresh_model(config)
+
+    def _refresh_model(self, config: ServedModelConfig) -> None:
+        name = config.name
+        loaded = dict(self._versions.get(name, {}))
+        failures = dict(self._failures.get(name, {}))
+        available = available_versions(config.base_path)
+
+        def path(version: int) -> str:
+            return os.path.join(config.base_path, str(version))
+
+        # A version that failed is tried again once its files change.
+        for version, failure in list(failures.items()):
+            if version not in available or _fingerprint(path(version)) != (
+                failure.fingerprint
+            ):
+                del failures[version]
+        while True:
+            chosen = choose_versions(config, available, failures)
+            missing = [v for v in chosen if v not in loaded]
+            if not missing:
+                break
+            for version in missing:
+                fingerprint = _fingerprint(path(version))
+                try:
+                    loaded[version] = self._load(config, version)
+                except Exception as error:  # noqa: BLE001  (reported in status)
+                    failures[version] = _failure_of(error, fingerprint)
+                    self._log(
+                        f"model {name}: version {version} failed to load: "
+                        f"{failures[version].error_message[:300]}"
+                    )
+                else:
+                    self._log(f"model {name}: version {version} loaded")
+        if not chosen:
+            chosen = sorted(loaded)  # nothing loadable: keep serving what works
+        served = {v: loaded[v] for v in chosen}
+        wanted = set(choose_versions(config, available))
+        failures = {v: f for v, f in failures.items() if v in wanted}
+        with self._lock:
+            if self.configs.get(name) is not config:
+                return  # removed or replaced meanwhile
+            self._versions[name] = served
+            self._failures[name] = failures
+        for version in sorted(set(loaded) - set(served)):
+            self._log(f"model {name}: version {version} unloaded")
 
     def get(
         self, name: str, version: int | None = None, label: str | None = None
@@ -290,9 +448,10 @@ class ModelRegistry:
             )
         versions = self._versions.get(name)
         if label:
-            if versions is None:
+            config = self.configs.get(name)
+            if versions is None or config is None:
                 raise not_found(f"Servable not found for request: Latest({name})")
-            mapped = self.configs[name].version_labels.get(label)
+            mapped = config.version_labels.get(label)
             if mapped is None:
                 raise invalid_argument(f"Unrecognized servable version label: {label}")
             version = mapped
@@ -480,25 +639,37 @@ class ModelRegistry:
     def status(
         self, name: str, version: int | None = None, label: str | None = None
     ) -> get_model_status_pb2.GetModelStatusResponse:
-        """TF Serving's `GetModelStatusResponse`: every served version is AVAILABLE.
+        """TF Serving's `GetModelStatusResponse`.
+
+        Served versions are AVAILABLE; versions that failed to load are END
+        with the load's error code and message.
 
         Args:
             name: model name.
             version: only this version.
             label: only the version this label names.
         """
-        versions = self._versions.get(name)
-        if not versions:
+        versions = self._versions.get(name) or {}
+        failures = self._failures.get(name) or {}
+        if not versions and not failures:
             raise not_found(f"Could not find any versions of model {name}")
         if label:
             version = self.get(name, label=label).version
-        if version is not None and version not in versions:
+        if version is not None and version not in versions and version not in failures:
             raise not_found(f"Could not find version {version} of model {name}")
-        chosen = [version] if version is not None else sorted(versions, reverse=True)
+        known = set(versions) | set(failures)
+        chosen = [version] if version is not None else sorted(known, reverse=True)
+        codes = {code_name: number for number, code_name in _CODE_NAMES.items()}
         response = get_model_status_pb2.GetModelStatusResponse()
         for number in chosen:
             item = response.model_version_status.add()
             item.version = number
-            item.state = get_model_status_pb2.ModelVersionStatus.AVAILABLE
-            item.status.SetInParent()
+            if number in versions:
+                item.state = get_model_status_pb2.ModelVersionStatus.AVAILABLE
+                item.status.SetInParent()
+            else:
+                failure = failures[number]
+                item.state = get_model_status_pb2.ModelVersionStatus.END
+                item.status.error_code = codes.get(failure.error_code, 2)
+                item.status.error_message = failure.error_message
         return response

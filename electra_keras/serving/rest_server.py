@@ -16,11 +16,14 @@ Errors are `{"error": "..."}` with TF Serving's HTTP status for the code
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 import threading
+import time
 import urllib.parse
 from collections.abc import Mapping
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -30,7 +33,9 @@ from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2
 
 from electra_keras.serving.errors import ServingError, invalid_argument
+from electra_keras.serving.metrics import ServingMetrics
 from electra_keras.serving.model_registry import SIGNATURE_DEF_FIELD, ModelRegistry
+from electra_keras.serving.request_queue import DEFAULT_MAX_REQUEST_BYTES, RequestQueue
 
 _PREDICT_PATH = re.compile(
     r"/v1/models/([^/:]+)(?:/versions/(\d+)|/labels/([^/:]+))?:(classify|regress|predict)",
@@ -40,7 +45,8 @@ _STATUS_PATH = re.compile(
     r"/v1/models(?:/([^/:]+))?(?:/versions/(\d+)|/labels/([^/:]+))?(?:/(metadata))?",
     re.IGNORECASE,
 )
-MAX_BODY_BYTES = 256 * 1024 * 1024
+# Bytes of an oversized body read (and dropped) before closing the connection.
+_DISCARD_LIMIT = 256 * 1024 * 1024
 _INT64_MAX = 2**63 - 1
 
 
@@ -374,15 +380,43 @@ def metadata_to_json(response: get_model_metadata_pb2.GetModelMetadataResponse) 
 
 
 # === HTTP ===
+def _rows(inputs: Mapping[str, np.ndarray]) -> int:
+    for array in inputs.values():
+        return int(array.shape[0]) if array.ndim else 1
+    return 0
+
+
+@dataclasses.dataclass
+class _Call:
+    """What a request asked for, as far as it got: for metrics."""
+
+    model: str = ""
+    signature: str = ""
+    api: str = ""
+    examples: int = 0
+
+
 class RestApi:
     """Maps (method, path, body) to (HTTP status, JSON object); no sockets here.
 
+    Predict, classify and regress requests wait for a turn in `queue` and are
+    counted in `metrics`; status and metadata requests bypass both.
+
     Args:
         registry: the loaded models.
+        queue: admission control (default: one of its own).
+        metrics: request metrics (default: ones of its own).
     """
 
-    def __init__(self, registry: ModelRegistry) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        queue: RequestQueue | None = None,
+        metrics: ServingMetrics | None = None,
+    ) -> None:
         self.registry = registry
+        self.queue = queue or RequestQueue()
+        self.metrics = metrics or ServingMetrics()
 
     def handle(self, method: str, path: str, body: bytes) -> tuple[int, dict]:
         """Runs one request; errors come back as `{"error": ...}` bodies.
@@ -392,14 +426,38 @@ class RestApi:
             path: the request path (query string ignored).
             body: the raw request body.
         """
+        call = _Call()
+        start = time.perf_counter()
+        code = "OK"
         try:
-            return 200, self._dispatch(method, path.split("?", 1)[0], body)
+            status, payload = (
+                200,
+                self._dispatch(method, path.split("?", 1)[0], body, call),
+            )
         except ServingError as error:
-            return error.http_status, {"error": error.message}
+            code = error.code
+            status, payload = error.http_status, {"error": error.message}
+        except RecursionError:
+            code = "INVALID_ARGUMENT"
+            status = 400
+            payload = {"error": "JSON Parse error: the document is nested too deeply"}
         except Exception as error:  # noqa: BLE001  (keep serving; report it)
-            return 500, {"error": f"Internal error: {type(error).__name__}: {error}"}
+            code = "INTERNAL"
+            status = 500
+            payload = {"error": f"Internal error: {type(error).__name__}: {error}"}
+        if call.api:
+            self.metrics.record(
+                call.model,
+                call.signature,
+                call.api,
+                "REST",
+                code,
+                time.perf_counter() - start,
+                call.examples if code == "OK" else 0,
+            )
+        return status, payload
 
-    def _dispatch(self, method: str, path: str, body: bytes) -> dict:
+    def _dispatch(self, method: str, path: str, body: bytes, call: _Call) -> dict:
         if not path.lower().startswith("/v1/"):
             raise ServingError("NOT_FOUND", f"Not found: {method} {path}")
         if method == "POST":
@@ -434,32 +492,37 @@ class RestApi:
                 self.registry.status(name, version, label),
                 always_print_fields_with_no_presence=True,
             )
+        action = action.lower()
+        call.model, call.api = name, action
         request = self._parse_json(body)
         signature_name = request.get("signature_name", "")
         if not isinstance(signature_name, str):
             raise invalid_argument("'signature_name' key must be a string value.")
-        action = action.lower()
-        if action == "predict":
-            specs = self.registry.input_specs(name, signature_name, version, label)
-            inputs, row_format = parse_predict_body(request, specs)
-            _, _, outputs = self.registry.predict(
-                name, inputs, signature_name, version, label
-            )
-            return outputs_to_json(outputs, row_format)
-        if action == "classify":
-            examples = parse_classify_body(request)
-            _, _, result = self.registry.classify(
-                name, examples, signature_name, version, label
-            )
-            return {
-                "result": [
-                    [
-                        [cls.label, float(str(np.float32(cls.score)))]
-                        for cls in item.classes
+        call.signature = signature_name
+        with self.queue.admit():
+            if action == "predict":
+                specs = self.registry.input_specs(name, signature_name, version, label)
+                inputs, row_format = parse_predict_body(request, specs)
+                _, _, outputs = self.registry.predict(
+                    name, inputs, signature_name, version, label
+                )
+                call.examples = _rows(inputs)
+                return outputs_to_json(outputs, row_format)
+            if action == "classify":
+                examples = parse_classify_body(request)
+                _, _, result = self.registry.classify(
+                    name, examples, signature_name, version, label
+                )
+                call.examples = len(examples)
+                return {
+                    "result": [
+                        [
+                            [cls.label, float(str(np.float32(cls.score)))]
+                            for cls in item.classes
+                        ]
+                        for item in result.classifications
                     ]
-                    for item in result.classifications
-                ]
-            }
+                }
         raise ServingError(
             "UNIMPLEMENTED", "The regress API is not supported by this server."
         )
@@ -487,29 +550,119 @@ class RestApi:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Unparsable or two-word request lines are answered with a status line
+    # and headers (the standard library's default, HTTP/0.9, sends neither).
+    default_request_version = "HTTP/1.0"
     # Headers and body are separate writes: without TCP_NODELAY, Nagle's
     # algorithm and the client's delayed ACK add ~40 ms to every response.
     disable_nagle_algorithm = True
+    # Seconds a connection may sit idle (or stall mid-request) before it is closed.
+    timeout = 30.0
     server: _HttpServer
 
-    def _respond(self, method: str) -> None:
-        length_text = self.headers.get("Content-Length") or "0"
-        try:
-            length = int(length_text)
-        except ValueError:
-            length = -1
-        if length < 0 or length > MAX_BODY_BYTES:
-            status, payload = 400, {"error": f"Bad Content-Length: {length_text}"}
-            self.close_connection = True
-        else:
-            body = self.rfile.read(length) if length else b""
-            status, payload = self.server.api.handle(method, self.path, body)
+    def _write(self, status: int, payload: dict, close: bool = False) -> None:
         data = json.dumps(payload, indent=4, ensure_ascii=False).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        if status == 405:
+            self.send_header("Allow", "GET, POST")
+        if close:
+            self.close_connection = True
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _write_metrics(self) -> None:
+        data = self.server.api.metrics.render().encode("utf-8")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def _discard_body(self, length: int) -> None:
+        # Reading what the client sends before closing keeps the kernel from
+        # answering it with a reset, which would lose our response.
+        left = min(length, _DISCARD_LIMIT)
+        try:
+            self.wfile.flush()
+            self.connection.settimeout(2.0)
+            while left > 0:
+                chunk = self.rfile.read1(min(left, 1 << 16))
+                if not chunk:
+                    break
+                left -= len(chunk)
+        except OSError:
+            pass
+
+    def _body_length(self) -> int | None:
+        """The Content-Length (0 when absent); None when it is unusable."""
+        if self.headers.get("Transfer-Encoding"):
+            return None
+        text = (self.headers.get("Content-Length") or "0").strip()
+        if not text.isdigit():
+            return None
+        return int(text)
+
+    def _respond(self, method: str) -> None:
+        queue = self.server.queue
+        try:
+            with queue.track():
+                self._respond_tracked(method)
+        except ServingError as error:  # draining: refuse, and close the connection
+            length = self._body_length()
+            if length:
+                self._discard_body(length)
+            self._write(error.http_status, {"error": error.message}, close=True)
+
+    def _respond_tracked(self, method: str) -> None:
+        length = self._body_length()
+        limit = self.server.max_request_bytes
+        if length is None:
+            what = self.headers.get("Transfer-Encoding") or self.headers.get(
+                "Content-Length"
+            )
+            self._write(
+                400,
+                {"error": f"Bad request body framing: {what!r} (send Content-Length)"},
+                close=True,
+            )
+            return
+        if length > limit:
+            self._write(
+                413,
+                {
+                    "error": f"Request of {length} bytes is larger than the limit of "
+                    f"{limit} bytes (--max-request-bytes)."
+                },
+                close=True,
+            )
+            self._discard_body(length)
+            return
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            self.close_connection = True
+            return  # the client went away mid-body
+        if method == "GET" and self.path.split("?", 1)[0] == self.server.metrics_path:
+            self._write_metrics()
+            return
+        status, payload = self.server.api.handle(method, self.path, body)
+        self._write(status, payload)
+
+    def send_error(self, code: int, message: str | None = None, explain=None) -> None:
+        """The standard library's own errors (bad request line, unknown method,
+        oversized headers), as JSON bodies; never a 5xx for a malformed request."""
+        if code == HTTPStatus.NOT_IMPLEMENTED:  # a method with no do_* handler
+            code, message = 405, f"Method not allowed: {self.command}"
+        elif code >= 500:
+            code = 400
+        self.close_connection = True
+        try:
+            self._write(code, {"error": message or HTTPStatus(code).phrase}, True)
+        except OSError:
+            pass
 
     def do_GET(self) -> None:  # noqa: N802
         self._respond("GET")
@@ -531,10 +684,23 @@ class _Handler(BaseHTTPRequestHandler):
 class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # The listen backlog (the standard library's default is 5: bursts of new
+    # connections beyond it are reset). The kernel caps it at somaxconn.
+    request_queue_size = 1024
 
-    def __init__(self, address, api: RestApi, verbose: bool) -> None:
+    def __init__(
+        self,
+        address,
+        api: RestApi,
+        verbose: bool,
+        queue: RequestQueue,
+        max_request_bytes: int,
+    ) -> None:
         self.api = api
         self.verbose = verbose
+        self.queue = queue
+        self.max_request_bytes = max_request_bytes
+        self.metrics_path: str | None = None
         super().__init__(address, _Handler)
 
 
@@ -546,6 +712,12 @@ class RestServer:
         host: address to bind (default loopback only).
         port: port to bind; 0 picks a free one (see `port`).
         verbose: log each request to stderr.
+        queue: admission control, shared with the gRPC server if given
+            (default: a queue of its own with the default sizes).
+        max_request_bytes: larger request bodies get 413.
+        metrics: request metrics, shared with the gRPC server if given.
+        metrics_path: serve `metrics` in Prometheus' format at this path
+            (TF Serving's `prometheus_config.path`); None: not served.
     """
 
     def __init__(
@@ -554,8 +726,21 @@ class RestServer:
         host: str = "127.0.0.1",
         port: int = 8501,
         verbose: bool = False,
+        queue: RequestQueue | None = None,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        metrics: ServingMetrics | None = None,
+        metrics_path: str | None = None,
     ) -> None:
-        self._server = _HttpServer((host, port), RestApi(registry), verbose)
+        self.queue = queue or RequestQueue()
+        self.metrics = metrics or ServingMetrics()
+        self._server = _HttpServer(
+            (host, port),
+            RestApi(registry, self.queue, self.metrics),
+            verbose,
+            self.queue,
+            max_request_bytes,
+        )
+        self._server.metrics_path = metrics_path
         self.host = host
         self.port = self._server.server_address[1]
         self._thread: threading.Thread | None = None
@@ -568,13 +753,23 @@ class RestServer:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
-        """Stops serving and closes the socket."""
+    def stop(self, grace: float = 5.0) -> bool:
+        """Stops accepting connections, lets requests in flight finish, closes.
+
+        Requests that arrive on open connections meanwhile get 503.
+
+        Args:
+            grace: seconds to wait for requests in flight.
+
+        Returns:
+            True when every request in flight finished within `grace`.
+        """
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join(timeout=10)
             self._thread = None
         self._server.server_close()
+        return self.queue.drain(grace)
 
     def __enter__(self) -> RestServer:
         return self.start()
