@@ -143,7 +143,7 @@ def test_help_shows_defaults_and_an_example(command, capsys):
 def test_pretrain_help_gives_the_preset_values():
     text = " ".join(_subcommands()["pretrain"].format_help().split())
     assert (
-        "--train-steps TRAIN_STEPS Optimizer steps in all. (default: the preset's; tiny: 500)"
+        "--train-steps TRAIN_STEPS Optimizer steps in all. (default: the preset's; tiny: 1500)"
         in text
     )
 

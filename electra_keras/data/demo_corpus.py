@@ -134,3 +134,38 @@ def download_wikitext2(cache_dir: str | None = None, split: str = "train") -> st
     )
     print(f"  cached at {directory}", flush=True)
     return os.path.join(directory, f"{split}.txt")
+
+
+# The demo learns its own vocabulary: 8k WordPiece tokens fitted to WikiText-2
+# train. Against BERT's 30,522 the tiny model's MLM gets below the unigram
+# entropy in about half the steps, and each step is faster.
+DEMO_VOCAB_SIZE = 8000
+
+
+def demo_vocabulary(
+    cache_dir: str | None = None, vocab_size: int = DEMO_VOCAB_SIZE
+) -> str:
+    """A WordPiece vocabulary learned from WikiText-2 train, built once and cached.
+
+    Building takes a few minutes on 2 CPU cores; later runs reuse the file.
+
+    Args:
+        cache_dir: the cache root; defaults to `cache.cache_dir()`.
+        vocab_size: the largest vocabulary size to learn.
+
+    Returns:
+        Path of `<cache_dir>/wikitext2/vocab-<vocab_size>-uncased.txt`.
+    """
+    from electra_keras.data import vocab as vocab_lib
+
+    train = download_wikitext2(cache_dir, split="train")
+    path = os.path.join(os.path.dirname(train), f"vocab-{vocab_size}-uncased.txt")
+    if not os.path.isfile(path):
+        print(
+            f"Learning a {vocab_size:,}-token WordPiece vocabulary from WikiText-2 "
+            f"train (once; cached as {path})...",
+            flush=True,
+        )
+        tokens = vocab_lib.build_vocabulary([train], vocab_size=vocab_size)
+        vocab_lib.save_vocabulary(tokens, path)
+    return path

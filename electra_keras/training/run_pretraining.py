@@ -81,7 +81,8 @@ def run_pretraining(
         output_dir: The run directory (see the module docstring).
         corpus: Text files or globs; None uses the WikiText-2 demo corpus.
         vocab: A BERT-style `vocab.txt`; None with `build_vocab_size` learns one
-            from the corpus, None without it uses BERT's uncased vocabulary.
+            from the corpus, None without it uses BERT's uncased vocabulary
+            (for the demo corpus: an 8k vocabulary learned from it, cached).
         build_vocab_size: Size of a WordPiece vocabulary to learn.
         num_shards: TFRecord shards to write.
         verbose: 0 silent, 1 Keras' progress bar, 2 one line per epoch, or
@@ -137,18 +138,22 @@ def run_pretraining(
     from electra_keras.runtime_info import runtime_line
 
     print(
-        runtime_line(precision=f"{policy} ({why})", xla=xla, replicas=replicas),
+        runtime_line(
+            precision=f"{policy} ({why})" if why else policy, xla=xla, replicas=replicas
+        ),
         flush=True,
     )
 
     # --- 2. data --------------------------------------------------------------
     if corpus_files is None:
-        from electra_keras.data.demo_corpus import download_wikitext2
+        from electra_keras.data import demo_corpus
 
         print("No --corpus given: using the WikiText-2 demo corpus.", flush=True)
-        corpus_files = [download_wikitext2(split="train")]
+        corpus_files = [demo_corpus.download_wikitext2(split="train")]
         if eval_files is None:
-            eval_files = [download_wikitext2(split="valid")]
+            eval_files = [demo_corpus.download_wikitext2(split="valid")]
+        if tokens is None and not build_vocab_size and config.lowercase:
+            tokens = vocab_lib.load_vocabulary(demo_corpus.demo_vocabulary())
     if tokens is None:
         if build_vocab_size:
             print(

@@ -242,13 +242,14 @@ def resolve_precision(
         compute_capability: GPU compute capability; queried when None.
 
     Returns:
-        `(policy, reason)`, the reason a short phrase for the runtime line.
+        `(policy, reason)`: the reason is a short phrase for the runtime line
+        ("" for an explicit policy).
 
     Raises:
         ConfigError: Unknown setting.
     """
     if setting in MIXED_PRECISION_POLICIES:
-        return setting, "as asked"
+        return setting, ""
     if setting != "auto":
         raise ConfigError(
             f"Unknown mixed precision policy {setting!r}; choose one of auto, "

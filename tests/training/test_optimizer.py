@@ -80,7 +80,7 @@ def test_reads_config_and_keyword_overrides():
         config, weight_decay=0.0, clipnorm=0.0, adam_epsilon=1e-8
     )
     schedule = optimizer._learning_rate
-    assert schedule.peak_learning_rate == 5e-4
+    assert schedule.peak_learning_rate == 1e-3
     assert schedule.warmup_steps == 70
     assert schedule.train_steps == 900
     assert optimizer.weight_decay == 0.0

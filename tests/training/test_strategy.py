@@ -227,8 +227,9 @@ def test_auto_precision_follows_the_hardware(kind, flags, capability, expected):
     assert policy == expected
     assert why.startswith("auto: ")
     # An explicit policy is kept whatever the hardware.
-    assert resolve_precision("mixed_float16", kind, flags, capability)[0] == (
-        "mixed_float16"
+    assert resolve_precision("mixed_float16", kind, flags, capability) == (
+        "mixed_float16",
+        "",
     )
 
 
