@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from electra_keras.training import resume_checkpoint as rc
+from electra_keras.training.run_pretraining import _fit_segments
 
 
 def _model():
@@ -66,3 +67,16 @@ def test_a_checkpoint_of_another_step_fails_loudly(tmp_path):
     assert rc.latest_resume_step(str(tmp_path)) == 0  # its mark says step 4
     with pytest.raises(ValueError, match="to step 4, not 5"):
         rc.restore_resume_checkpoint(_model(), str(tmp_path), 5)
+
+
+@pytest.mark.parametrize(
+    "step, expected",
+    [
+        (0, [(0, 0, 6)]),
+        (12, [(2, 12, 6)]),
+        (8, [(1, 8, 4), (2, 12, 6)]),
+        (22, [(3, 22, 2)]),
+    ],
+)
+def test_fit_segments_finish_the_interrupted_epoch_first(step, expected):
+    assert _fit_segments(step, steps_per_epoch=6, epochs=4) == expected
