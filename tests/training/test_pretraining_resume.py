@@ -1,5 +1,6 @@
 """Exact resume: a pretraining run killed with SIGKILL ends as if never killed."""
 
+import json
 import os
 import random
 import signal
@@ -41,6 +42,11 @@ def _start(tmp_path, run_dir):
         str(STEPS_PER_EPOCH),
         "--checkpoint-every",
         str(EVERY),
+        # Evaluation at each epoch end, the interrupted one's included.
+        "--eval-fraction",
+        "0.2",
+        "--eval-steps",
+        "1",
     ]
     env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3")
     return subprocess.Popen(
@@ -115,6 +121,11 @@ def test_killed_runs_resume_to_the_uninterrupted_weights(tmp_path):
     ref_out, _ = reference.communicate(timeout=600)
     assert reference.returncode == 0, ref_out
 
+    evals = [
+        json.loads((d / "metrics.json").read_text())["eval"]
+        for d in (reference_dir, killed_dir)
+    ]
+    assert evals[0] and evals[0] == evals[1]
     expected, got = _final_weights(reference_dir), _final_weights(killed_dir)
     assert expected.keys() == got.keys()
     for path in expected:
