@@ -97,6 +97,12 @@ def _add_pretrain_parser(subparsers) -> None:
         "--steps-per-epoch", type=int, help="Steps between logs and checkpoints."
     )
     p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        help="Steps between resume checkpoints (a kill loses at most this many; "
+        "default: --steps-per-epoch).",
+    )
+    p.add_argument(
         "--steps-per-execution", type=int, help="Train steps per tf.function call."
     )
     p.add_argument("--batch-size", type=int, help="Global batch size.")
@@ -148,6 +154,7 @@ _FLAG_TO_FIELD = {
     "mixed_precision": "mixed_precision",
     "train_steps": "train_steps",
     "steps_per_epoch": "steps_per_epoch",
+    "checkpoint_every": "checkpoint_every",
     "steps_per_execution": "steps_per_execution",
     "batch_size": "batch_size",
     "seq_len": "seq_len",

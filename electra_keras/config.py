@@ -151,6 +151,9 @@ class PretrainingConfig:
     steps_per_execution: int = 1  # Steps per tf.function call.
     steps_per_epoch: int = 1000  # Steps per Keras epoch: logs, checkpoints, resume.
     keep_checkpoints: int = 3  # Periodic weight checkpoints kept (0: none).
+    # Steps between resume checkpoints (weights, optimizer, data position);
+    # 0: every `steps_per_epoch` steps.
+    checkpoint_every: int = 0
     # --- evaluation (held-out data, eval mode, fixed masks, every epoch) ---
     eval_fraction: float = 0.02  # Examples held out when no eval corpus is given.
     eval_steps: int = 20  # Eval batches per evaluation (0: no evaluation).
@@ -202,6 +205,10 @@ class PretrainingConfig:
         if self.steps_per_epoch <= 0 or self.steps_per_execution <= 0:
             raise ConfigError(
                 "`steps_per_epoch` and `steps_per_execution` must be positive."
+            )
+        if self.checkpoint_every < 0:
+            raise ConfigError(
+                f"`checkpoint_every` must be >= 0, got {self.checkpoint_every}."
             )
 
     @property

@@ -10,6 +10,7 @@ import pytest
 
 from electra_keras.cli import build_parser, main, pretrain_config_from_args
 from electra_keras.cli_parsing import has_default
+from electra_keras.config import ConfigError
 
 from conftest import REPO_ROOT
 
@@ -39,6 +40,15 @@ def test_flags_map_onto_the_preset():
     assert config.model.dropout == 0.0
     assert config.temperature == 0.5
     assert config.learning_rate == 5e-4  # untouched preset value
+
+
+def test_checkpoint_every_flag_and_its_check():
+    parse = build_parser().parse_args
+    assert pretrain_config_from_args(parse(["pretrain"])).checkpoint_every == 0
+    args = parse(["pretrain", "--checkpoint-every", "7"])
+    assert pretrain_config_from_args(args).checkpoint_every == 7
+    with pytest.raises(ConfigError, match="checkpoint_every"):
+        pretrain_config_from_args(parse(["pretrain", "--checkpoint-every", "-1"]))
 
 
 def test_short_runs_get_a_proportional_warmup():

@@ -360,11 +360,23 @@ def load_pretraining_dataset(
     vocab_size: int | None = None,
     lowercase: bool | None = None,
     shuffle_buffer: int = 10_000,
+    skip_batches: int = 0,
 ) -> tf.data.Dataset:
     """Reads TFRecords of packed examples into training batches.
 
     Shards are read in parallel (interleave), examples shuffled, batched with
     `drop_remainder=True`, parsed in bulk and prefetched.
+
+    The batch order is a fixed function of the files and `seed`: every
+    `tf.data` stage here is deterministic (parallel interleave and map keep
+    their order, `deterministic` is never turned off), and each pass of the
+    repeated data is reshuffled from the seed, so two pipelines built with the
+    same seed yield the same batches, epoch after epoch. A run resumed at step
+    N therefore passes `skip_batches=N` and continues with exactly the batches
+    an uninterrupted run would have seen. Skipping reads and shuffles the
+    skipped records but does not parse them: about a pass over the raw bytes
+    per epoch skipped, far cheaper than training on them, and exact, unlike
+    checkpointing an iterator behind a prefetch buffer.
 
     Args:
         tfrecord_pattern_or_files: an output directory of
@@ -377,6 +389,7 @@ def load_pretraining_dataset(
         vocab_size: if given, must match the metadata's vocabulary size.
         lowercase: if given, must match the metadata's lower-casing.
         shuffle_buffer: examples in the shuffle buffer.
+        skip_batches: batches to drop from the start (a resumed run's step).
 
     Returns:
         A dataset of dicts `token_ids`, `segment_ids`, `padding_mask`, each
@@ -413,5 +426,7 @@ def load_pretraining_dataset(
         }
 
     dataset = dataset.batch(batch_size, drop_remainder=True)
+    if skip_batches:
+        dataset = dataset.skip(skip_batches)
     dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)

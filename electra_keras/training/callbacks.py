@@ -13,7 +13,7 @@ class PeriodicCheckpoint(keras.callbacks.Callback):
     """Saves `step-XXXXXXX.weights.h5` (model + optimizer) at each epoch end.
 
     Keeps the newest `keep` files; resuming after an interruption is handled
-    by `keras.callbacks.BackupAndRestore`, these are for the user (e.g. to
+    by `resume_checkpoint.ResumeCheckpoint`, these are for the user (e.g. to
     fine-tune from an intermediate step).
 
     Args:

@@ -7,7 +7,8 @@ training). A run directory holds:
     vocab.txt            the vocabulary the run was trained with
     data/                packed TFRecord shards + metadata.json
     data/eval/           the held-out eval shard (eval corpus or eval_fraction)
-    backup/              resume state (BackupAndRestore), removed when done
+    backup/              resume checkpoints (`resume_checkpoint`), every
+                         `checkpoint_every` steps; removed when done
     checkpoints/         the last few `step-N.weights.h5`
     logs/                TensorBoard
     pretrainer.keras     generator + discriminator + heads, at the end
@@ -43,6 +44,7 @@ _RESUMABLE_FIELDS = (
     "steps_per_execution",
     "eval_steps",
     "stop_on_collapse",
+    "checkpoint_every",
 )
 
 
@@ -212,6 +214,10 @@ def run_pretraining(
     from electra_keras.training.collapse_guard import CollapseGuard
     from electra_keras.training.optimizer import create_optimizer
     from electra_keras.training.progress import progress_settings
+    from electra_keras.training.resume_checkpoint import (
+        ResumeCheckpoint,
+        latest_resume_step,
+    )
 
     keras.utils.set_random_seed(config.seed)
     special_ids = {
@@ -232,18 +238,23 @@ def run_pretraining(
 
     # --- 4. train (resuming where a previous attempt stopped) -----------------
     backup_dir = os.path.join(output_dir, "backup")
-    resume_step = _backup_step(backup_dir, config.steps_per_epoch)
+    resume_step = latest_resume_step(backup_dir)
     epochs = -(-config.train_steps // config.steps_per_epoch)
-    # A resumed run reshuffles with a new seed rather than replaying the data
-    # seen before the interruption.
-    dataset = tfrecords.load_pretraining_dataset(
-        data_dir,
-        seq_len=config.seq_len,
-        batch_size=config.batch_size,
-        seed=config.seed + resume_step,
-        vocab_size=len(tokens),
-        lowercase=config.lowercase,
-    )
+
+    def training_data(step: int):
+        # One fixed order for the whole run; a resumed run skips what the
+        # steps before it consumed (exact: see `load_pretraining_dataset`).
+        return tfrecords.load_pretraining_dataset(
+            data_dir,
+            seq_len=config.seq_len,
+            batch_size=config.batch_size,
+            seed=config.seed,
+            vocab_size=len(tokens),
+            lowercase=config.lowercase,
+            skip_batches=step,
+        )
+
+    dataset = training_data(0)
     eval_dataset, unigram = None, None
     held_out = (tfrecords.read_metadata(eval_dir) or {}).get("num_examples", 0)
     if evaluate and held_out < config.batch_size:
@@ -275,8 +286,11 @@ def run_pretraining(
     )
     callbacks = [
         guard,
-        keras.callbacks.BackupAndRestore(
-            backup_dir, save_freq="epoch", double_checkpoint=True
+        ResumeCheckpoint(
+            backup_dir,
+            every=config.checkpoint_every or config.steps_per_epoch,
+            restore_step=resume_step,
+            final_step=epochs * config.steps_per_epoch,
         ),
         PeriodicCheckpoint(
             os.path.join(output_dir, "checkpoints"), keep=config.keep_checkpoints
@@ -292,15 +306,24 @@ def run_pretraining(
         flush=True,
     )
     keras_verbose, progress = progress_settings(verbose)
-    history = model.fit(
-        dataset,
-        epochs=epochs,
-        steps_per_epoch=config.steps_per_epoch,
-        callbacks=callbacks + progress,
-        shuffle=False,
-        verbose=keras_verbose,
-        validation_data=eval_dataset,
-    )
+    history: dict[str, list[float]] = {}
+    for first_epoch, skip, steps in _fit_segments(
+        resume_step, config.steps_per_epoch, epochs
+    ):
+        if model.stop_training and history:
+            break  # the collapse guard stopped the run
+        segment = model.fit(
+            training_data(skip),
+            initial_epoch=first_epoch,
+            epochs=first_epoch + 1 if steps < config.steps_per_epoch else epochs,
+            steps_per_epoch=steps,
+            callbacks=callbacks + progress,
+            shuffle=False,
+            verbose=keras_verbose,
+            validation_data=eval_dataset,
+        )
+        for key, values in segment.history.items():
+            history.setdefault(key, []).extend(float(v) for v in values)
 
     # --- 5. outputs -------------------------------------------------------------
     pretrainer_path = os.path.join(output_dir, PRETRAINER_FILE)
@@ -308,7 +331,7 @@ def run_pretraining(
     model.save(pretrainer_path)
     model.discriminator.save(discriminator_path)
     steps = int(model.optimizer.iterations.numpy())
-    history = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    shutil.rmtree(backup_dir, ignore_errors=True)  # the outputs are complete
     metrics = _final_metrics(config, history, unigram, guard, steps)
     metrics["seconds"] = time.time() - start
     metrics_path = evaluation.write_metrics(output_dir, metrics)
@@ -448,12 +471,28 @@ def _diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[st
     return out
 
 
-def _backup_step(backup_dir: str, steps_per_epoch: int) -> int:
-    path = os.path.join(backup_dir, "training_metadata.json")
-    if not os.path.exists(path):
-        return 0
-    with open(path) as f:
-        return int(json.load(f).get("epoch", 0)) * steps_per_epoch
+def _fit_segments(
+    step: int, steps_per_epoch: int, epochs: int
+) -> list[tuple[int, int, int]]:
+    """The `fit` calls that take a run from `step` to its last epoch's end.
+
+    `fit(initial_epoch=...)` starts at an epoch boundary, so a run resumed
+    mid-epoch first finishes that epoch alone (its remaining steps), then runs
+    the whole epochs left. Epoch numbers, epoch-end evaluations and the step
+    count are those of an uninterrupted run; the partial epoch's logged train
+    metrics average only its own steps.
+
+    Returns:
+        (initial_epoch, batches to skip, steps_per_epoch) per `fit` call.
+    """
+    epoch, offset = divmod(step, steps_per_epoch)
+    segments = []
+    if offset:
+        segments.append((epoch, step, steps_per_epoch - offset))
+        epoch += 1
+    if epoch < epochs:
+        segments.append((epoch, epoch * steps_per_epoch, steps_per_epoch))
+    return segments
 
 
 def _describe(config: PretrainingConfig, model) -> str:

@@ -199,3 +199,26 @@ def test_large_shard_sets_get_first_record_checks_only(tmp_path, tokenizer):
     tfrecords._check_tfrecords(
         tfrecords._resolve_tfrecords(out), 24, None, None, full_check_bytes=10
     )
+
+
+def test_same_seed_same_order_and_skip_resumes_it(tmp_path, tokenizer):
+    out, _ = _packed(tmp_path, tokenizer, num_shards=3)
+    num_batches = json.loads(open(os.path.join(out, "metadata.json")).read())
+    epoch = num_batches["num_examples"] // 4
+
+    def ids(dataset, n):
+        return [b["token_ids"] for b in dataset.take(n).as_numpy_iterator()]
+
+    # Three passes over the data: each pass is reshuffled, from the seed.
+    full = ids(load_pretraining_dataset(out, 24, 4, seed=7), 3 * epoch)
+    assert not np.array_equal(np.stack(full[:epoch]), np.stack(full[epoch : 2 * epoch]))
+    np.testing.assert_array_equal(
+        full, ids(load_pretraining_dataset(out, 24, 4, seed=7), 3 * epoch)
+    )
+    for skip in (1, epoch - 1, epoch + 2):
+        resumed = ids(
+            load_pretraining_dataset(out, 24, 4, seed=7, skip_batches=skip), 5
+        )
+        np.testing.assert_array_equal(resumed, full[skip : skip + 5])
+    other = ids(load_pretraining_dataset(out, 24, 4, seed=8), epoch)
+    assert not np.array_equal(np.stack(other), np.stack(full[:epoch]))
