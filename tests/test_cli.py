@@ -72,7 +72,10 @@ def test_default_command_smoke_run(tmp_path):
     import electra_keras.models.backbone  # noqa: F401 (registers the class)
 
     discriminator = keras.saving.load_model(tmp_path / "run" / "discriminator.keras")
-    assert discriminator.vocab_size == 30522  # BERT uncased vocabulary
+    # The demo learns (and caches) an 8k vocabulary from WikiText-2 train.
+    vocab = (tmp_path / "run" / "vocab.txt").read_text().splitlines()
+    assert discriminator.vocab_size == len(vocab)
+    assert 7_000 < len(vocab) <= 8_000
     assert discriminator.hidden_dim == 128  # the tiny preset
 
 

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from electra_keras.config import ConfigError
+from electra_keras.config import ConfigError, get_preset
 from electra_keras.pretraining.flops import pretraining_flops
 from electra_keras.study import report
 from electra_keras.study.run_study import run_study, study_configs
@@ -76,7 +76,7 @@ def test_micro_study_writes_table_json_and_chart(tmp_path, capsys):
     task = _csv_task(tmp_path)
     options = dict(
         output_dir=str(tmp_path / "study"),
-        budget=0.01,  # 5 ELECTRA steps of the tiny preset
+        budget=5 / get_preset("tiny").train_steps,  # 5 ELECTRA steps
         tasks=[task],
         seeds=2,
         corpus=[corpus],
