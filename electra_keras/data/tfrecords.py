@@ -31,6 +31,8 @@ SHARD_PREFIX = "pretrain_data.tfrecord"
 # Shards are read through once before training (CRC, lengths, ids) when they
 # hold at most this many bytes together; larger sets get the cheap checks only.
 FULL_CHECK_BYTES = 1 << 30
+# The original code's feature names, each an int64 list of length seq_len.
+FEATURE_NAMES = ("input_ids", "input_mask", "segment_ids")
 
 
 class MetadataMismatchError(ValueError):
@@ -284,6 +286,11 @@ def _check_tfrecords(
         _check_shard_records(path, seq_len, vocab_size, read_all=full)
 
 
+def _feature_spec(seq_len: int) -> dict[str, tf.io.FixedLenFeature]:
+    """The parsing spec of packed examples of length `seq_len`."""
+    return {name: tf.io.FixedLenFeature([seq_len], tf.int64) for name in FEATURE_NAMES}
+
+
 def _describe_records(batch: tf.Tensor) -> str:
     """What a batch of records that failed to parse actually holds."""
     for record in batch.numpy():
@@ -295,7 +302,7 @@ def _describe_records(batch: tf.Tensor) -> str:
             return f"examples without input_ids (features: {sorted(feature)})"
         lengths = {
             len(feature[name].int64_list.value)
-            for name in ("input_ids", "input_mask", "segment_ids")
+            for name in FEATURE_NAMES
             if name in feature
         }
         if len(lengths) == 1:
@@ -310,10 +317,7 @@ def _check_shard_records(
     records = tf.data.TFRecordDataset(path)
     if not read_all:
         records = records.take(1)
-    spec = {
-        name: tf.io.FixedLenFeature([seq_len], tf.int64)
-        for name in ("input_ids", "input_mask", "segment_ids")
-    }
+    spec = _feature_spec(seq_len)
     count = 0
     max_id = -1
     iterator = iter(records.batch(4096))
@@ -412,10 +416,7 @@ def load_pretraining_dataset(
     )
     if shuffle:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed)
-    spec = {
-        name: tf.io.FixedLenFeature([seq_len], tf.int64)
-        for name in ("input_ids", "input_mask", "segment_ids")
-    }
+    spec = _feature_spec(seq_len)
 
     def parse(records: tf.Tensor) -> dict[str, tf.Tensor]:
         parsed = tf.io.parse_example(records, spec)

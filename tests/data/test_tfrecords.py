@@ -101,6 +101,15 @@ def _packed(tmp_path, tokenizer, num_shards=2, seq_len=24, name="records"):
     return out, shards
 
 
+def _flip_middle_byte(path):
+    """Corrupts a file without changing its size."""
+    with open(path, "r+b") as f:
+        f.seek(os.path.getsize(path) // 2)
+        byte = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte[0] ^ 0xFF]))
+
+
 def test_metadata_records_shard_sizes(tmp_path, tokenizer):
     out, shards = _packed(tmp_path, tokenizer)
     metadata = json.load(open(os.path.join(out, "metadata.json")))
@@ -124,11 +133,7 @@ def test_truncated_shard_named_before_training(tmp_path, tokenizer):
 
 def test_corrupt_shard_of_unchanged_size(tmp_path, tokenizer):
     out, shards = _packed(tmp_path, tokenizer)
-    with open(shards[0], "r+b") as f:
-        f.seek(os.path.getsize(shards[0]) // 2)
-        byte = f.read(1)
-        f.seek(-1, os.SEEK_CUR)
-        f.write(bytes([byte[0] ^ 0xFF]))
+    _flip_middle_byte(shards[0])
     with pytest.raises(CorpusError, match=f"{shards[0]} is corrupt or truncated after"):
         load_pretraining_dataset(out, 24, 4)
 
@@ -188,11 +193,7 @@ def test_shard_of_another_vocabulary(tmp_path, tokenizer):
 
 def test_large_shard_sets_get_first_record_checks_only(tmp_path, tokenizer):
     out, shards = _packed(tmp_path, tokenizer)
-    with open(shards[0], "r+b") as f:
-        f.seek(os.path.getsize(shards[0]) // 2)
-        byte = f.read(1)
-        f.seek(-1, os.SEEK_CUR)
-        f.write(bytes([byte[0] ^ 0xFF]))
+    _flip_middle_byte(shards[0])
     from electra_keras.data import tfrecords
 
     # Above the full-read limit a mid-file flip is not read before training.
