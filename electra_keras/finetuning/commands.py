@@ -115,6 +115,13 @@ def add_parsers(subparsers) -> None:
         "--seed", type=int, default=0, help="Seed of weights, dropout, shuffling."
     )
     p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=0,
+        help="Steps between resume checkpoints in <output-dir>/backup (0: one "
+        "per epoch); rerun the same command to continue an interrupted run.",
+    )
+    p.add_argument(
         "--progress",
         default="auto",
         choices=tuple(PROGRESS_TO_KERAS),
@@ -187,6 +194,7 @@ def _finetune(args: argparse.Namespace) -> int:
         seed=args.seed,
         verbose=PROGRESS_TO_KERAS[args.progress],
         double_unordered=args.double_unordered,
+        checkpoint_every=args.checkpoint_every,
     )
     return 0
 

@@ -19,6 +19,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -39,6 +40,9 @@ from electra_keras.finetuning.tasks import (
 DEFAULT_PRETRAINED = os.path.join("runs", "pretrain", "discriminator.keras")
 CLASSIFIER_FILE = "classifier.keras"
 METRICS_FILE = "metrics.json"
+# Resume checkpoints of an unfinished run, and the settings they belong to.
+BACKUP_DIR = "backup"
+RUN_SETTINGS_FILE = "run.json"
 # Movie-review snippets are short (99% fit in 55 tokens): 64 halves the time.
 # TREC questions are shorter still (at most 37 words).
 DEFAULT_SEQ_LEN = {"mr": 64, "trec": 64}
@@ -340,6 +344,7 @@ def finetune(
     verbose: int | str = "auto",
     double_unordered: bool = True,
     random_init: bool = False,
+    checkpoint_every: int = 0,
 ) -> FinetuningResult:
     """Fine-tunes a classifier and writes `classifier.keras` and `metrics.json`.
 
@@ -382,6 +387,14 @@ def finetune(
         random_init: start from random weights: with `pretrained`, a fresh
             backbone of its architecture; without, a random `preset` model
             (the default pretraining output is not looked for).
+        checkpoint_every: steps between resume checkpoints in
+            `<output_dir>/backup` (0: one per epoch). Run again with the same
+            settings, an interrupted run continues from its newest checkpoint
+            and ends with the weights an uninterrupted run would have.
+
+    Raises:
+        ValueError: bad settings, or `output_dir` holds an unfinished run
+            with other settings (the message names them).
     """
     import keras
 
@@ -393,7 +406,35 @@ def finetune(
         epochs = DEFAULT_EPOCHS.get(task, 3)
     if epochs <= 0 or batch_size <= 0:
         raise ValueError("`epochs` and `batch_size` must be positive.")
+    if checkpoint_every < 0:
+        raise ValueError(f"`checkpoint_every` must be >= 0, got {checkpoint_every}.")
     started = time.time()
+    settings = _run_settings(
+        task=task,
+        data_dir=data_dir,
+        train_file=train_file,
+        dev_file=dev_file,
+        text_column=text_column,
+        text_pair_column=text_pair_column,
+        label_column=label_column,
+        regression=regression,
+        pretrained=pretrained,
+        preset=preset,
+        vocab=vocab,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        seq_len=seq_len,
+        layerwise_lr_decay=layerwise_lr_decay,
+        warmup_fraction=warmup_fraction,
+        weight_decay=weight_decay,
+        dropout=dropout,
+        seed=seed,
+        double_unordered=double_unordered,
+        random_init=random_init,
+    )
+    backup_dir = os.path.join(output_dir, BACKUP_DIR)
+    resume_step = _resume_step(backup_dir, settings)
     spec, data_dir = resolve_task(
         task,
         data_dir,
@@ -444,14 +485,21 @@ def finetune(
             weight_decay=weight_decay,
         )
     )
-    train_data = make_classification_dataset(
-        train,
-        model.preprocessor,
-        batch_size,
-        shuffle=True,
-        seed=seed,
-        label_scale=model.label_scale,
-    )
+
+    def training_data(step: int):
+        # One order for the whole run, epoch after epoch, fixed by the seed:
+        # a resumed run skips the batches its first `step` steps consumed.
+        return make_classification_dataset(
+            train,
+            model.preprocessor,
+            batch_size,
+            shuffle=True,
+            seed=seed,
+            repeat=True,
+            label_scale=model.label_scale,
+            skip_batches=step,
+        )
+
     validation = None
     if dev:
         first_dev = next(iter(dev.values()))
@@ -474,19 +522,49 @@ def finetune(
         f"{learning_rate} (layer-wise decay {layerwise_lr_decay}).",
         verbose,
     )
-    history = model.fit(
-        train_data,
-        validation_data=validation,
-        epochs=epochs,
-        shuffle=False,  # `train_data` is shuffled, again each epoch.
-        verbose=keras_verbose,
-        callbacks=[
-            keras.callbacks.TensorBoard(os.path.join(output_dir, "logs")),
-            *progress,
-        ],
+    os.makedirs(backup_dir, exist_ok=True)
+    from electra_keras.data.cache import atomic_write_text
+    from electra_keras.training.resume_checkpoint import (
+        ResumeCheckpoint,
+        fit_segments,
     )
+
+    atomic_write_text(
+        os.path.join(backup_dir, RUN_SETTINGS_FILE),
+        json.dumps(settings, indent=2, sort_keys=True) + "\n",
+    )
+    callbacks = [
+        ResumeCheckpoint(
+            backup_dir,
+            every=checkpoint_every or steps_per_epoch,
+            restore_step=resume_step,
+            final_step=train_steps,
+        ),
+        keras.callbacks.TensorBoard(os.path.join(output_dir, "logs")),
+        *progress,
+    ]
+    if resume_step:
+        _say(
+            f"Resuming from step {resume_step} of {train_steps} (found {backup_dir}).",
+            verbose,
+        )
+    history: dict[str, list[float]] = {}
+    for first_epoch, skip, steps in fit_segments(resume_step, steps_per_epoch, epochs):
+        segment = model.fit(
+            training_data(skip),
+            validation_data=validation,
+            initial_epoch=first_epoch,
+            epochs=first_epoch + 1 if steps < steps_per_epoch else epochs,
+            steps_per_epoch=steps,
+            shuffle=False,  # `training_data` is shuffled, again each epoch.
+            verbose=keras_verbose,
+            callbacks=callbacks,
+        )
+        for key, values in segment.history.items():
+            history.setdefault(key, []).extend(float(v) for v in values)
     model_path = os.path.join(output_dir, CLASSIFIER_FILE)
     model.save(model_path)
+    shutil.rmtree(backup_dir, ignore_errors=True)  # the model is complete
     results = {
         split: evaluate_examples(model, examples, spec.metric_names)
         for split, examples in dev.items()
@@ -517,9 +595,55 @@ def finetune(
         output_dir=output_dir,
         model_path=model_path,
         metrics=results,
-        history={k: [float(x) for x in v] for k, v in history.history.items()},
+        history=history,
         seconds=seconds,
     )
+
+
+def _run_settings(**settings: Any) -> dict[str, Any]:
+    """What makes two fine-tuning runs the same run (paths made absolute)."""
+    for key in ("data_dir", "train_file", "dev_file", "pretrained", "vocab"):
+        if settings[key]:
+            settings[key] = os.path.abspath(settings[key])
+    return settings
+
+
+def _resume_step(backup_dir: str, settings: dict[str, Any]) -> int:
+    """The step an unfinished run in `backup_dir` resumes from (0: none).
+
+    Raises:
+        ValueError: the unfinished run had other settings.
+    """
+    from electra_keras.training.resume_checkpoint import (
+        latest_resume_step,
+        list_resume_checkpoints,
+    )
+
+    settings_path = os.path.join(backup_dir, RUN_SETTINGS_FILE)
+    if not os.path.isfile(settings_path):
+        # Not an unfinished run of ours: nothing to resume from.
+        for _, path in list_resume_checkpoints(backup_dir):
+            os.remove(path)
+        return 0
+    with open(settings_path) as f:
+        previous = json.load(f)
+    changed = sorted(
+        key
+        for key in set(previous) | set(settings)
+        if previous.get(key) != settings.get(key)
+    )
+    if changed:
+        details = ", ".join(
+            f"{key}: {previous.get(key)!r} then, {settings.get(key)!r} now"
+            for key in changed
+        )
+        raise ValueError(
+            f"{os.path.dirname(backup_dir)} holds an unfinished fine-tuning run "
+            f"with other settings ({details}). Run with the same settings to "
+            f"resume it, use another --output-dir, or delete {backup_dir} to "
+            "start over."
+        )
+    return latest_resume_step(backup_dir)
 
 
 def load_classifier(path: str):

@@ -424,6 +424,7 @@ def make_classification_dataset(
     drop_remainder: bool = False,
     regression: bool | None = None,
     label_scale: float = 1.0,
+    skip_batches: int = 0,
 ) -> tf.data.Dataset:
     """Batches of `(inputs, labels)` (or inputs only) for `model.fit`/`evaluate`.
 
@@ -436,10 +437,15 @@ def make_classification_dataset(
         batch_size: examples per batch.
         shuffle: shuffle all examples, again each epoch (seeded).
         seed: shuffle seed.
-        repeat: repeat forever.
-        drop_remainder: drop the last, smaller batch.
+        repeat: repeat forever, one pass (epoch) after another; each pass is
+            batched on its own, so its last batch may be smaller.
+        drop_remainder: drop the last, smaller batch (of each pass).
         regression: float32 labels; default: whether the first label is a float.
         label_scale: regression labels are divided by this (`Task.label_scale`).
+        skip_batches: batches to skip first. The order of the batches is a
+            fixed function of `seed` (each pass reshuffled from it), so a run
+            resumed at step N passes N and sees the batches an uninterrupted
+            run would; skipped batches are not tokenized.
 
     Returns:
         A `tf.data.Dataset` of `(dict of int32 [batch, seq_len], labels)`, or
@@ -472,9 +478,11 @@ def make_classification_dataset(
         dataset = dataset.shuffle(
             len(examples), seed=seed, reshuffle_each_iteration=True
         )
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     if repeat:
         dataset = dataset.repeat()
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    if skip_batches:
+        dataset = dataset.skip(skip_batches)
 
     def pack(features, labels=None):
         inputs = preprocessor(features["text"], features.get("text_pair"))

@@ -1,4 +1,4 @@
-"""Resume state of a pretraining run, saved every N steps, written atomically.
+"""Resume state of a training run, saved every N steps, written atomically.
 
 A resume checkpoint `step-XXXXXXX.weights.h5` holds everything a run needs to
 continue exactly where it stopped:
@@ -8,8 +8,12 @@ continue exactly where it stopped:
 - the state of every `keras.random.SeedGenerator` (dropout), which
   `save_weights` leaves out; they go into the same HDF5 file, group `resume`;
 - the input pipeline's position: the step itself. The training data order is
-  a fixed function of the seed (see `load_pretraining_dataset`'s
-  `skip_batches`), so step N resumes at batch N.
+  a fixed function of the seed (see `skip_batches` of
+  `load_pretraining_dataset` and of `make_classification_dataset`), so step N
+  resumes at batch N.
+
+Pretraining (`run_pretraining`) and fine-tuning (`finetune`) runs both keep
+these in `<run dir>/backup` and delete it once their outputs are written.
 
 Each file is written under a temporary name in the same directory, flushed to
 disk (fsync) and renamed with `os.replace`, then older files are deleted: a
@@ -120,6 +124,30 @@ def restore_resume_checkpoint(model: keras.Model, directory: str, step: int) -> 
         raise ValueError(
             f"{path} restored the optimizer to step {restored}, not {step}."
         )
+
+
+def fit_segments(
+    step: int, steps_per_epoch: int, epochs: int
+) -> list[tuple[int, int, int]]:
+    """The `fit` calls that take a run from `step` to its last epoch's end.
+
+    `fit(initial_epoch=...)` starts at an epoch boundary, so a run resumed
+    mid-epoch first finishes that epoch alone (its remaining steps), then runs
+    the whole epochs left. Epoch numbers, epoch-end evaluations and the step
+    count are those of an uninterrupted run; the partial epoch's logged train
+    metrics average only its own steps.
+
+    Returns:
+        (initial_epoch, batches to skip, steps_per_epoch) per `fit` call.
+    """
+    epoch, offset = divmod(step, steps_per_epoch)
+    segments = []
+    if offset:
+        segments.append((epoch, step, steps_per_epoch - offset))
+        epoch += 1
+    if epoch < epochs:
+        segments.append((epoch, epoch * steps_per_epoch, steps_per_epoch))
+    return segments
 
 
 class ResumeCheckpoint(keras.callbacks.Callback):

@@ -216,6 +216,7 @@ def run_pretraining(
     from electra_keras.training.progress import progress_settings
     from electra_keras.training.resume_checkpoint import (
         ResumeCheckpoint,
+        fit_segments,
         latest_resume_step,
     )
 
@@ -307,7 +308,7 @@ def run_pretraining(
     )
     keras_verbose, progress = progress_settings(verbose)
     history: dict[str, list[float]] = {}
-    for first_epoch, skip, steps in _fit_segments(
+    for first_epoch, skip, steps in fit_segments(
         resume_step, config.steps_per_epoch, epochs
     ):
         if model.stop_training and history:
@@ -469,30 +470,6 @@ def _diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[st
         elif a != b:
             out.append(f"{prefix}{key}")
     return out
-
-
-def _fit_segments(
-    step: int, steps_per_epoch: int, epochs: int
-) -> list[tuple[int, int, int]]:
-    """The `fit` calls that take a run from `step` to its last epoch's end.
-
-    `fit(initial_epoch=...)` starts at an epoch boundary, so a run resumed
-    mid-epoch first finishes that epoch alone (its remaining steps), then runs
-    the whole epochs left. Epoch numbers, epoch-end evaluations and the step
-    count are those of an uninterrupted run; the partial epoch's logged train
-    metrics average only its own steps.
-
-    Returns:
-        (initial_epoch, batches to skip, steps_per_epoch) per `fit` call.
-    """
-    epoch, offset = divmod(step, steps_per_epoch)
-    segments = []
-    if offset:
-        segments.append((epoch, step, steps_per_epoch - offset))
-        epoch += 1
-    if epoch < epochs:
-        segments.append((epoch, epoch * steps_per_epoch, steps_per_epoch))
-    return segments
 
 
 def _describe(config: PretrainingConfig, model) -> str:

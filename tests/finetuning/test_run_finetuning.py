@@ -4,60 +4,22 @@ import os
 import numpy as np
 import pytest
 
-from electra_keras.config import ModelConfig
 from electra_keras.finetuning import run_finetuning
 from electra_keras.finetuning.tasks import Example, TaskDataError
-from electra_keras.models.backbone import ElectraBackbone
 
-from conftest import TINY_BACKBONE
-
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-VOCAB += ["good", "great", "fine", "bad", "awful", "dull", "film", "a", "movie", "!"]
-
-CONFIG = ModelConfig(vocab_size=len(VOCAB), **TINY_BACKBONE)
-
-# A random one-layer backbone learns the one-word task in about 50 steps.
-FAST = dict(
-    epochs=10,
-    batch_size=8,
-    seq_len=8,
-    learning_rate=3e-3,
-    layerwise_lr_decay=1.0,
-    dropout=0.0,
-    verbose=0,
+from finetuning_helpers import (
+    FAST,
+    VOCAB,
+    pretrained_backbone,
+    sst2_task_dir,
 )
-
-
-def _sst2(directory, n_train=64, n_dev=16, seed=0):
-    rng = np.random.default_rng(seed)
-    pos, neg = ["good", "great", "fine"], ["bad", "awful", "dull"]
-    os.makedirs(directory, exist_ok=True)
-    for name, n in (("train.tsv", n_train), ("dev.tsv", n_dev)):
-        rows = ["sentence\tlabel"]
-        for i in range(n):
-            label = i % 2
-            word = rng.choice(pos if label else neg)
-            rows.append(f"a {word} {rng.choice(['film', 'movie'])} !\t{label}")
-        with open(os.path.join(directory, name), "w") as f:
-            f.write("\n".join(rows) + "\n")
-    return str(directory)
-
-
-def _pretrained(directory):
-    os.makedirs(directory, exist_ok=True)
-    backbone = ElectraBackbone(**CONFIG.backbone_kwargs())
-    path = os.path.join(directory, "discriminator.keras")
-    backbone.save(path)
-    with open(os.path.join(directory, "vocab.txt"), "w") as f:
-        f.write("\n".join(VOCAB) + "\n")
-    return path
 
 
 @pytest.fixture(scope="module")
 def finetuned(tmp_path_factory):
     root = tmp_path_factory.mktemp("ft")
-    data_dir = _sst2(root / "SST-2")
-    pretrained = _pretrained(root / "pretrain")
+    data_dir = sst2_task_dir(root / "SST-2")
+    pretrained = pretrained_backbone(root / "pretrain")
     result = run_finetuning.finetune(
         task="sst2",
         data_dir=data_dir,
@@ -108,11 +70,11 @@ def test_evaluate_and_predict(finetuned, tmp_path):
 
 def test_output_into_a_file_has_one_line_per_epoch(tmp_path, capsys):
     """stdout is not a terminal here: the default picks one line per epoch."""
-    data_dir = _sst2(tmp_path / "SST-2", n_train=16, n_dev=8)
+    data_dir = sst2_task_dir(tmp_path / "SST-2", n_train=16, n_dev=8)
     run_finetuning.finetune(
         task="sst2",
         data_dir=data_dir,
-        pretrained=_pretrained(tmp_path / "pretrain"),
+        pretrained=pretrained_backbone(tmp_path / "pretrain"),
         output_dir=str(tmp_path / "out"),
         **{**FAST, "epochs": 3, "verbose": "auto"},
     )
@@ -151,7 +113,7 @@ def test_summary_without_a_dev_split_says_so():
 
 
 def test_bad_rows_fail_before_training(tmp_path):
-    data_dir = _sst2(tmp_path / "SST-2")
+    data_dir = sst2_task_dir(tmp_path / "SST-2")
     with open(os.path.join(data_dir, "dev.tsv"), "a") as f:
         f.write("a film\tmaybe\n")
     out = tmp_path / "out"
@@ -166,7 +128,7 @@ def test_bad_rows_fail_before_training(tmp_path):
 
 def test_default_pretrained_and_random_init_notice(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    data_dir = _sst2(tmp_path / "SST-2", n_train=8, n_dev=4)
+    data_dir = sst2_task_dir(tmp_path / "SST-2", n_train=8, n_dev=4)
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("\n".join(VOCAB) + "\n")
     run_finetuning.finetune(
@@ -178,7 +140,7 @@ def test_default_pretrained_and_random_init_notice(tmp_path, monkeypatch, capsys
     )
     out = capsys.readouterr().out
     assert "RANDOMLY INITIALIZED tiny model" in out
-    _pretrained(tmp_path / "runs" / "pretrain")
+    pretrained_backbone(tmp_path / "runs" / "pretrain")
     run_finetuning.finetune(
         task="sst2", data_dir=data_dir, output_dir="b", **{**FAST, "epochs": 1}
     )
@@ -199,7 +161,7 @@ def test_csv_task_regression(tmp_path):
         text_column="text",
         label_column="score",
         regression=True,
-        pretrained=_pretrained(tmp_path / "pre"),
+        pretrained=pretrained_backbone(tmp_path / "pre"),
         output_dir=str(tmp_path / "out"),
         **{**FAST, "epochs": 1},
     )
@@ -230,22 +192,24 @@ def test_stsb_trains_on_both_orders_with_scaled_targets(tmp_path, monkeypatch):
     original = run_finetuning.make_classification_dataset
 
     def recording(examples, preprocessor, batch_size, **kwargs):
-        seen.append((list(examples), kwargs.get("label_scale", 1.0)))
+        seen.append(
+            (list(examples), kwargs.get("label_scale", 1.0), kwargs.get("shuffle"))
+        )
         return original(examples, preprocessor, batch_size, **kwargs)
 
     monkeypatch.setattr(run_finetuning, "make_classification_dataset", recording)
     result = run_finetuning.finetune(
         task="stsb",
         data_dir=_stsb(tmp_path / "STS-B"),
-        pretrained=_pretrained(tmp_path / "pre"),
+        pretrained=pretrained_backbone(tmp_path / "pre"),
         output_dir=str(tmp_path / "out"),
         **{**FAST, "epochs": 1, "learning_rate": None, "layerwise_lr_decay": None},
     )
-    train, scale = seen[0]
+    (train, scale, _), (_, dev_scale, _) = sorted(seen, key=lambda s: not s[2])[:2]
     assert len(train) == 16 and scale == 5.0  # 8 rows, each in both orders
     assert (train[0].text, train[0].text_pair) == ("good film", "great movie")
     assert (train[8].text, train[8].text_pair) == ("great movie", "good film")
-    assert seen[1][1] == 5.0  # validation loss in training units too
+    assert dev_scale == 5.0  # validation loss in training units too
     with open(os.path.join(result.output_dir, "metrics.json")) as f:
         summary = json.load(f)
     assert summary["double_unordered"] and summary["train_examples"] == 16
@@ -296,8 +260,8 @@ def test_size_defaults_follow_the_original():
 def test_cli_finetune_evaluate_predict(tmp_path, capsys):
     from electra_keras.cli import main
 
-    data_dir = _sst2(tmp_path / "SST-2")
-    pretrained = _pretrained(tmp_path / "pretrain")
+    data_dir = sst2_task_dir(tmp_path / "SST-2")
+    pretrained = pretrained_backbone(tmp_path / "pretrain")
     out = str(tmp_path / "ft")
     code = main(
         [
@@ -354,3 +318,34 @@ def test_cli_finetune_evaluate_predict(tmp_path, capsys):
     assert lines[0].startswith("1\t") and lines[1].startswith("0\t")
     assert main(["evaluate", "--model", model, "--task", "sst2"]) == 2
     assert "--data-dir is required" in capsys.readouterr().err
+
+
+def test_an_unfinished_run_resumes_only_with_its_own_settings(
+    tmp_path, monkeypatch, capsys
+):
+    from electra_keras.models.classifier import ElectraClassifier
+
+    data_dir = sst2_task_dir(tmp_path / "SST-2")
+    pretrained = pretrained_backbone(tmp_path / "pretrain")
+    out = str(tmp_path / "ft")
+    args = dict(task="sst2", data_dir=data_dir, pretrained=pretrained, output_dir=out)
+    args.update(FAST, epochs=2, checkpoint_every=3, seed=1)
+
+    def interrupted(self, *a, **k):
+        raise KeyboardInterrupt("stopped before saving")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ElectraClassifier, "save", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run_finetuning.finetune(**args)
+    backup = tmp_path / "ft" / "backup"
+    kept = sorted(p.name for p in backup.iterdir())
+    # 16 steps: checkpoints at 3, 6, ..., 15, the newest two kept.
+    assert kept == ["run.json", "step-0000012.weights.h5", "step-0000015.weights.h5"]
+    with pytest.raises(ValueError, match=r"other settings \(seed: 1 then, 0 now\)"):
+        run_finetuning.finetune(**{**args, "seed": 0})
+    assert sorted(p.name for p in backup.iterdir()) == kept  # nothing lost
+    args["verbose"] = 2
+    result = run_finetuning.finetune(**args)
+    assert "Resuming from step 15 of 16" in capsys.readouterr().out
+    assert os.path.exists(result.model_path) and not backup.exists()

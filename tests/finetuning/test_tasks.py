@@ -192,6 +192,30 @@ def test_make_classification_dataset():
         )
 
 
+def test_repeated_classification_data_batches_each_epoch_and_skips_exactly():
+    pre = ElectraClassifierPreprocessor(VOCAB, seq_len=4)
+    examples = [
+        Example(w, None, i) for i, w in enumerate(["a", "b", "good", "bad", "a"])
+    ]
+
+    def labels(skip=0, take=9):
+        ds = tasks.make_classification_dataset(
+            examples, pre, 2, shuffle=True, seed=3, repeat=True, skip_batches=skip
+        )
+        return [batch[1].numpy().tolist() for batch in ds.take(take)]
+
+    stream = labels()
+    # Three batches per epoch (2 + 2 + 1): no batch mixes two epochs.
+    assert [len(b) for b in stream] == [2, 2, 1] * 3
+    for epoch in range(3):
+        ids = sum(stream[3 * epoch : 3 * epoch + 3], [])
+        assert sorted(ids) == [0, 1, 2, 3, 4]
+    assert stream[:3] != stream[3:6]  # reshuffled each epoch, from the seed
+    # A fresh pipeline that skips k batches continues the same stream.
+    for skip in (1, 3, 4):
+        assert labels(skip, 9 - skip) == stream[skip:]
+
+
 def _fake_corpus():
     out = io.StringIO()
     writer = csv.writer(out)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from electra_keras.training import resume_checkpoint as rc
-from electra_keras.training.run_pretraining import _fit_segments
+from electra_keras.training.resume_checkpoint import fit_segments
 
 
 def _model():
@@ -79,4 +79,4 @@ def test_a_checkpoint_of_another_step_fails_loudly(tmp_path):
     ],
 )
 def test_fit_segments_finish_the_interrupted_epoch_first(step, expected):
-    assert _fit_segments(step, steps_per_epoch=6, epochs=4) == expected
+    assert fit_segments(step, steps_per_epoch=6, epochs=4) == expected
