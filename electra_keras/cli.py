@@ -263,6 +263,11 @@ def summarize_pretraining(result) -> str:
         lines.append("  No evaluation ran (no held-out data), so no verdict.")
     if metrics.get("collapse", {}).get("fired"):
         lines.append("  The collapse guard fired during the run (see above).")
+    attention = (metrics.get("attention") or {}).get("discriminator")
+    if attention:
+        from electra_keras.training.attention_probe import describe_attention
+
+        lines.append(f"  Discriminator attention: {describe_attention(attention)}.")
     lines.append(f"  Discriminator: {result.discriminator_path}")
     lines.append(
         "  Next: electra-keras finetune --task mr --pretrained "

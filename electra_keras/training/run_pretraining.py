@@ -334,6 +334,7 @@ def run_pretraining(
     steps = int(model.optimizer.iterations.numpy())
     shutil.rmtree(backup_dir, ignore_errors=True)  # the outputs are complete
     metrics = _final_metrics(config, history, unigram, guard, steps)
+    metrics["attention"] = _attention(model, probe_batch, special_ids)
     metrics["seconds"] = time.time() - start
     metrics_path = evaluation.write_metrics(output_dir, metrics)
     print(
@@ -351,6 +352,21 @@ def run_pretraining(
         metrics=metrics,
         metrics_path=metrics_path,
     )
+
+
+def _attention(model, probe_batch, special_ids) -> dict[str, Any]:
+    """Per backbone, per layer and head: where attention goes on the probe batch."""
+    from electra_keras.training.attention_probe import attention_summary
+
+    inputs = {k: probe_batch[k] for k in ("token_ids", "segment_ids", "padding_mask")}
+    sinks = (special_ids["cls_id"], special_ids["sep_id"])
+    backbones = {"discriminator": model.discriminator}
+    if model.generator is not None:
+        backbones["generator"] = model.generator
+    return {
+        name: attention_summary(backbone, inputs, sinks)
+        for name, backbone in backbones.items()
+    }
 
 
 def _eval_data(eval_dir, config, tokens, special_ids):

@@ -228,3 +228,15 @@ def test_eval_split_metrics_json_and_eval_mode(tmp_path, capsys):
     ]
     assert again == mlm
     assert metrics["collapse"]["fired"] in (True, False)
+    # Where each backbone's attention goes, per layer and head, on the probe.
+    from electra_keras.training.attention_probe import attention_summary
+
+    first = {k: arrays[0][k] for k in ("token_ids", "segment_ids", "padding_mask")}
+    expected = attention_summary(model.discriminator, first, (2, 3))
+    saved = metrics["attention"]["discriminator"]
+    assert [len(layer) for layer in saved] == [len(layer) for layer in expected]
+    for saved_layer, expected_layer in zip(saved, expected, strict=True):
+        for got, want in zip(saved_layer, expected_layer, strict=True):
+            assert got == pytest.approx(want, rel=1e-4, abs=1e-6)
+    assert len(metrics["attention"]["generator"]) == model.generator.num_layers
+    assert "Discriminator attention: entropy" in out
