@@ -51,6 +51,13 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         help="Signatures take text_pair too (default: from the task in "
         "metrics.json beside the model, else single texts).",
     )
+    p.add_argument(
+        "--fixed-length",
+        dest="bucket_lengths",
+        action="store_false",
+        help="Pad every batch to the model's seq_len (default: to the smallest "
+        "of 16, 32, 64, ... seq_len that holds the batch's longest text).",
+    )
     p.set_defaults(handler=_export)
 
 
@@ -65,6 +72,7 @@ def _export(args: argparse.Namespace) -> int:
         base_dir=args.base_dir,
         version=args.version,
         pair=args.pair,
+        bucket_lengths=args.bucket_lengths,
     )
     from tensorflow.core.protobuf import saved_model_pb2
 

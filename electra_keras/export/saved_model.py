@@ -6,9 +6,14 @@
 The graph takes raw UTF-8 text and does everything TF Serving needs: it
 replaces invalid UTF-8 with U+FFFD, tokenizes with tensorflow-text's
 `BertTokenizer` over `assets/vocab.txt` (a `TextFileInitializer` on a tracked
-asset, not a constant), packs `[CLS] A [SEP] (B [SEP])` to the model's
+asset, not a constant), packs `[CLS] A [SEP] (B [SEP])`, cut to the model's
 `seq_len` exactly as `ElectraClassifierPreprocessor` does, runs the classifier
-and returns scores and label names. Signatures:
+and returns scores and label names. A batch is padded only to the smallest of
+a few lengths (`length_buckets`: 16, 32, 64, ... up to `seq_len`) that holds
+its longest text, not to `seq_len`: short requests cost what they need, and
+the few shapes keep the graph's kernels warm (`bucket_lengths=False` pads
+every batch to `seq_len`). Padding is masked, so the scores do not depend on
+it. Signatures:
 
 - `serving_default`: `text` (and `text_pair` for pair tasks), tf.string
   `[batch]` -> `scores` float32 `[batch, num_labels]` (softmax probabilities;
@@ -148,6 +153,22 @@ def _keep_first(ragged: tf.RaggedTensor, lengths: tf.Tensor) -> tf.RaggedTensor:
     return tf.ragged.boolean_mask(ragged, keep)
 
 
+def length_buckets(seq_len: int, smallest: int = 16) -> tuple[int, ...]:
+    """Padded lengths for serving: powers of two from `smallest`, then `seq_len`.
+
+    `length_buckets(128)` is `(16, 32, 64, 128)`, `length_buckets(100)` is
+    `(16, 32, 64, 100)`.
+    """
+    if seq_len < 1:
+        raise ValueError(f"`seq_len` must be positive, got {seq_len}.")
+    buckets = []
+    length = smallest
+    while length < seq_len:
+        buckets.append(length)
+        length *= 2
+    return tuple(buckets) + (seq_len,)
+
+
 def pack_inputs(
     first: tf.RaggedTensor,
     second: tf.RaggedTensor | None,
@@ -155,8 +176,9 @@ def pack_inputs(
     cls_id: int,
     sep_id: int,
     pad_id: int,
+    buckets: Sequence[int] | None = None,
 ) -> dict[str, tf.Tensor]:
-    """`[CLS] A [SEP] (B [SEP])`, cut and padded to `seq_len`, in core TF ops.
+    """`[CLS] A [SEP] (B [SEP])`, cut to `seq_len` and padded, in core TF ops.
 
     The same packing as `ElectraClassifierPreprocessor.call` (single texts keep
     their first `seq_len - 2` tokens; pairs are cut longest-first by
@@ -166,13 +188,17 @@ def pack_inputs(
     Args:
         first: int32 ids of the first texts, ragged `[batch, None]`.
         second: int32 ids of the second texts, or None.
-        seq_len: the packed length.
+        seq_len: the longest packed length; texts are cut to fit it.
         cls_id: id of [CLS].
         sep_id: id of [SEP].
         pad_id: id written at padded positions.
+        buckets: increasing padded lengths, the last `seq_len`: the batch is
+            padded to the first that holds its longest packed row. None: to
+            `seq_len`.
 
     Returns:
-        `token_ids`, `segment_ids`, `padding_mask`: int32 `[batch, seq_len]`.
+        `token_ids`, `segment_ids`, `padding_mask`: int32 `[batch, length]`,
+        `length` being `seq_len` or the chosen bucket.
     """
     if second is None:
         segments = [first[:, : seq_len - 2]]
@@ -192,7 +218,18 @@ def pack_inputs(
         segment_pieces += [tf.ones_like(segment) * index, tf.ones_like(sep) * index]
     token_ids = tf.concat(pieces, axis=1)
     segment_ids = tf.concat(segment_pieces, axis=1)
-    shape = tf.stack([batch, tf.constant(seq_len, tf.int64)])
+    length = tf.constant(seq_len, tf.int64)
+    if buckets is not None:
+        if list(buckets) != sorted(set(buckets)) or buckets[-1] != seq_len:
+            raise ValueError(
+                f"`buckets` must increase and end at seq_len {seq_len}, got "
+                f"{list(buckets)}."
+            )
+        sizes = tf.constant(list(buckets), tf.int64)
+        longest = tf.reduce_max(token_ids.row_lengths())
+        index = tf.searchsorted(sizes, tf.reshape(longest, [1]), side="left")[0]
+        length = tf.gather(sizes, tf.minimum(index, len(buckets) - 1))
+    shape = tf.stack([batch, length])
     return {
         "token_ids": token_ids.to_tensor(default_value=pad_id, shape=shape),
         "segment_ids": segment_ids.to_tensor(default_value=0, shape=shape),
@@ -209,6 +246,7 @@ class _ServingGraph:
         tokenizer: _ServingTokenizer,
         label_names: Sequence[str],
         pair: bool,
+        bucket_lengths: bool = True,
     ) -> None:
         preprocessor = model.preprocessor
         self.model = model
@@ -217,6 +255,7 @@ class _ServingGraph:
         self.is_regression = bool(model.is_regression)
         self.pair = pair
         self.seq_len = int(preprocessor.seq_len)
+        self.buckets = length_buckets(self.seq_len) if bucket_lengths else None
         vocab = preprocessor.tokenizer
         self.special_ids = {
             "cls_id": vocab.cls_id,
@@ -228,7 +267,9 @@ class _ServingGraph:
     def encode(self, text: tf.Tensor, text_pair: tf.Tensor | None) -> dict:
         first = self.tokenizer.tokenize(text)
         second = None if text_pair is None else self.tokenizer.tokenize(text_pair)
-        return pack_inputs(first, second, self.seq_len, **self.special_ids)
+        return pack_inputs(
+            first, second, self.seq_len, buckets=self.buckets, **self.special_ids
+        )
 
     def head(self, inputs: dict) -> dict[str, tf.Tensor]:
         logits = tf.cast(self.model(inputs, training=False), tf.float32)
@@ -358,6 +399,7 @@ def export_classifier(
     version: int | None = None,
     warmup_texts: Sequence[str] | None = None,
     pair: bool | None = None,
+    bucket_lengths: bool = True,
 ) -> str:
     """Writes `model` as a TF Serving SavedModel at `base_dir/name/version`.
 
@@ -377,6 +419,8 @@ def export_classifier(
             `text_pair` / `is_pair` attribute when it has one, else the task
             in the `metrics.json` beside a `.keras` path (as `electra-keras
             finetune` writes it), else False.
+        bucket_lengths: pad each batch to the smallest of `length_buckets`
+            that holds its longest text (True), or always to `seq_len`.
 
     Returns:
         The version directory written.
@@ -420,7 +464,7 @@ def export_classifier(
             tokenizer = _ServingTokenizer(
                 vocab_path, vocabulary.vocabulary, bool(model.preprocessor.lowercase)
             )
-            graph = _ServingGraph(model, tokenizer, label_names, pair)
+            graph = _ServingGraph(model, tokenizer, label_names, pair, bucket_lengths)
             archive = _build_archive(graph)
             archive.write_out(work_dir, verbose=False)
         _set_method_names(work_dir, {CLASSIFY_SIGNATURE: CLASSIFY_METHOD_NAME})

@@ -13,7 +13,11 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401 (registers the tokenizer ops for loading)
 
 from electra_keras.export import export_classifier, next_version
-from electra_keras.export.saved_model import CLASSIFY_METHOD_NAME
+from electra_keras.export.saved_model import (
+    CLASSIFY_METHOD_NAME,
+    length_buckets,
+    pack_inputs,
+)
 from electra_keras.models.classifier import ElectraClassifier
 from electra_keras.models.classifier_preprocessor import ElectraClassifierPreprocessor
 
@@ -35,12 +39,14 @@ TEXTS = [
 ]
 
 
-def tiny_classifier(num_labels=2, label_names=None, lowercase=True, seed=0):
+def tiny_classifier(
+    num_labels=2, label_names=None, lowercase=True, seed=0, seq_len=SEQ_LEN
+):
     """A 1-layer classifier with large random weights (distinct outputs)."""
     preprocessor = ElectraClassifierPreprocessor(
-        VOCAB, lowercase=lowercase, seq_len=SEQ_LEN
+        VOCAB, lowercase=lowercase, seq_len=seq_len
     )
-    backbone = tiny_backbone(len(VOCAB))
+    backbone = tiny_backbone(len(VOCAB), max_sequence_length=max(16, seq_len))
     model = ElectraClassifier(
         backbone,
         num_labels,
@@ -215,6 +221,61 @@ def test_token_ids_signature_matches_text_signature(exported):
     np.testing.assert_allclose(by_ids["scores"], by_text["scores"], atol=1e-6)
     for key in ("label_ids", "labels"):
         np.testing.assert_array_equal(by_ids[key], by_text[key])
+
+
+# === Padding: to the batch's bucket, not to seq_len ===
+def test_length_buckets():
+    assert length_buckets(128) == (16, 32, 64, 128)
+    assert length_buckets(100) == (16, 32, 64, 100)
+    assert length_buckets(16) == (16,)
+    assert length_buckets(12) == (12,)
+    with pytest.raises(ValueError, match="positive"):
+        length_buckets(0)
+
+
+def test_pack_inputs_pads_to_the_smallest_bucket_that_fits():
+    special = {"cls_id": 2, "sep_id": 3, "pad_id": 0}
+    buckets = length_buckets(40)  # 16, 32, 40
+
+    def ragged(lengths, token):
+        values = tf.fill([sum(lengths)], tf.constant(token, tf.int32))
+        return tf.RaggedTensor.from_row_lengths(values, tf.constant(lengths, tf.int64))
+
+    def pack(lengths, pair_lengths=None):
+        first = ragged(lengths, 7)
+        second = None if pair_lengths is None else ragged(pair_lengths, 8)
+        fixed = pack_inputs(first, second, 40, **special)
+        bucketed = pack_inputs(first, second, 40, buckets=buckets, **special)
+        width = bucketed["token_ids"].shape[1]
+        for key, value in fixed.items():
+            # The same packing, cut where only padding follows.
+            np.testing.assert_array_equal(bucketed[key].numpy(), value[:, :width])
+            assert not value[:, width:].numpy().any()
+        return width
+
+    assert pack([0, 3, 14]) == 16  # 14 + [CLS] + [SEP] = 16
+    assert pack([3, 15]) == 32
+    assert pack([31]) == 40  # 33 packed
+    assert pack([500, 2]) == 40  # cut to seq_len
+    assert pack([6], [7]) == 16  # 6 + 7 + 3 = 16
+    assert pack([6], [8]) == 32
+    assert pack([]) == 16  # an empty batch
+    with pytest.raises(ValueError, match="end at seq_len 40"):
+        pack_inputs(ragged([1], 7), None, 40, buckets=(16, 32), **special)
+
+
+def test_bucketed_export_scores_like_the_fixed_length_one(tmp_path):
+    model = tiny_classifier(seq_len=40)
+    bucketed = tf.saved_model.load(export_classifier(model, "b", base_dir=tmp_path))
+    fixed = tf.saved_model.load(
+        export_classifier(model, "f", base_dir=tmp_path, bucket_lengths=False)
+    )
+    short = ["good film", "the plot was bad"]
+    for texts in (short, short + [" ".join(["good film"] * 12)], TEXTS):
+        expected = model.predict_texts(texts)  # padded to 40 by the preprocessor
+        for loaded in (bucketed, fixed):
+            out = serve(loaded.signatures["serving_default"], text=strings(texts))
+            np.testing.assert_allclose(out["scores"], expected, atol=1e-6)
 
 
 def _example(**features):
