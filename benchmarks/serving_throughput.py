@@ -11,7 +11,11 @@ client thread (servers run in this process, on their own threads), and the share
 of in-process time spent in in-graph tokenization: 1 - t(serving_token_ids on
 pre-tokenized ids) / t(serving_default on text). Without --saved-model, a
 classifier with random weights is built from the preset and exported with
-`electra_keras.export.export_classifier` (weights do not change the speed).
+`electra_keras.export.export_classifier` (weights do not change the speed),
+once as the library exports by default (each batch padded to the smallest
+length bucket that holds it) and once with `bucket_lengths=False` (padded to
+`seq_len`, the export before buckets); the last lines give the in-process
+speed of the first over the second per batch size, from alternating rounds.
 """
 
 from __future__ import annotations
@@ -75,7 +79,17 @@ def _tokenization_share(text_call, ids_call, texts, seconds: float) -> float:
     return 1 - statistics.median(ids_times) / statistics.median(text_times)
 
 
-def _export(preset: str, seq_len: int, base_dir: str) -> str:
+def _padding_ratio(bucketed, fixed, batch: int, seconds: float, rounds: int = 3):
+    """Median over rounds of sentences/s(bucketed) / sentences/s(fixed)."""
+    ratios = []
+    for _ in range(rounds):
+        fast = _measure(bucketed, batch, seconds / rounds, 10**9)["sentences_per_s"]
+        slow = _measure(fixed, batch, seconds / rounds, 10**9)["sentences_per_s"]
+        ratios.append(fast / slow)
+    return statistics.median(ratios)
+
+
+def _export(preset: str, seq_len: int, base_dir: str, bucket_lengths=True) -> str:
     from electra_keras.config import get_preset
     from electra_keras.data.vocab import download_bert_vocabulary
     from electra_keras.export.saved_model import export_classifier
@@ -101,7 +115,14 @@ def _export(preset: str, seq_len: int, base_dir: str) -> str:
     model = ElectraClassifier(
         backbone, 2, label_names=["negative", "positive"], preprocessor=preprocessor
     )
-    return export_classifier(model, "bench", base_dir=base_dir, version=1)
+    version = 1 if bucket_lengths else 2
+    return export_classifier(
+        model,
+        "bench",
+        base_dir=base_dir,
+        version=version,
+        bucket_lengths=bucket_lengths,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     import tensorflow as tf
     import tensorflow_text  # noqa: F401
 
+    from electra_keras.export.saved_model import length_buckets
     from electra_keras.models.classifier_preprocessor import (
         ElectraClassifierPreprocessor,
     )
@@ -153,7 +175,12 @@ def main(argv: list[str] | None = None) -> int:
         key = len(texts)
         if key not in ids_cache:
             packed = preprocessor(tf.constant(texts))
-            ids_cache[key] = {k: tf.cast(v, tf.int32) for k, v in packed.items()}
+            # Cut to the length bucket the text signature pads this batch to.
+            longest = int(tf.reduce_max(tf.reduce_sum(packed["padding_mask"], 1)))
+            width = next(b for b in length_buckets(args.seq_len) if b >= longest)
+            ids_cache[key] = {
+                k: tf.cast(v[:, :width], tf.int32) for k, v in packed.items()
+            }
         return token_ids(**ids_cache[key])
 
     paths = {
@@ -182,6 +209,19 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"in-graph tokenization share of in-process time, batch {batch}: {share:.1%}"
             )
+        if not args.saved_model:
+            fixed_path = _export(args.preset, args.seq_len, tmp.name, False)
+            fixed = tf.saved_model.load(fixed_path).signatures["serving_default"]
+
+            def fixed_length(texts):
+                return fixed(text=tf.constant(texts))
+
+            for batch in [int(b) for b in args.batch_sizes.split(",")]:
+                ratio = _padding_ratio(in_process, fixed_length, batch, args.seconds)
+                print(
+                    f"bucketed / fixed-length padding, in-process, batch {batch}: "
+                    f"{ratio:.2f}x"
+                )
     finally:
         rest.close()
         grpc_client.close()
