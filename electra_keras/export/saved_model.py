@@ -17,7 +17,7 @@ it. Signatures:
 
 - `serving_default`: `text` (and `text_pair` for pair tasks), tf.string
   `[batch]` -> `scores` float32 `[batch, num_labels]` (softmax probabilities;
-  for regression the predicted value), `label_ids` int64 `[batch]` (argmax; 0
+  for regression the predicted value, in the labels' units: STS-B 0-5), `label_ids` int64 `[batch]` (argmax; 0
   for regression), `labels` tf.string `[batch]` (label name of `label_ids`).
 - `classify`: `inputs`, tf.string `[batch]` serialized `tf.Example`s with a
   bytes feature `text` (and `text_pair`) -> `classes` tf.string
@@ -253,6 +253,9 @@ class _ServingGraph:
         self.tokenizer = tokenizer
         self.label_names = [str(label) for label in label_names]
         self.is_regression = bool(model.is_regression)
+        # Regression heads train on labels divided by this (STS-B: 5); the
+        # export answers in the labels' own units, as `predict_texts` does.
+        self.label_scale = float(getattr(model, "label_scale", 1.0) or 1.0)
         self.pair = pair
         self.seq_len = int(preprocessor.seq_len)
         self.buckets = length_buckets(self.seq_len) if bucket_lengths else None
@@ -275,7 +278,7 @@ class _ServingGraph:
         logits = tf.cast(self.model(inputs, training=False), tf.float32)
         label_names = tf.constant(self.label_names, tf.string)
         if self.is_regression:
-            scores = logits
+            scores = logits * self.label_scale
             label_ids = tf.zeros(tf.shape(logits)[:1], tf.int64)
         else:
             scores = tf.nn.softmax(logits, axis=-1)

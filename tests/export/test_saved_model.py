@@ -389,10 +389,13 @@ def test_vocabulary_is_read_from_the_asset(exported, tmp_path):
 # === Regression ===
 def test_regression_export(tmp_path):
     model = tiny_classifier(num_labels=1, seed=2)
+    model.label_scale = 5.0  # STS-B: trained on labels / 5
     path = export_classifier(model, "sts", base_dir=tmp_path)
     loaded = tf.saved_model.load(path)
     out = serve(loaded.signatures["serving_default"], text=strings(TEXTS))
-    expected = model.predict_texts(TEXTS)  # [n] predicted values
+    expected = model.predict_texts(TEXTS)  # [n] predicted values, 0-5 units
+    raw = np.asarray(model.predict(model.preprocessor.preprocess_texts(TEXTS)))
+    np.testing.assert_allclose(expected, 5.0 * raw[:, 0], rtol=1e-5)
     np.testing.assert_allclose(out["scores"][:, 0], expected, atol=1e-5)
     assert out["label_ids"].tolist() == [0] * len(TEXTS)
     assert out["labels"].tolist() == [b"score"] * len(TEXTS)
