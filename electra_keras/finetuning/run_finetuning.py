@@ -409,32 +409,6 @@ def finetune(
     if checkpoint_every < 0:
         raise ValueError(f"`checkpoint_every` must be >= 0, got {checkpoint_every}.")
     started = time.time()
-    settings = _run_settings(
-        task=task,
-        data_dir=data_dir,
-        train_file=train_file,
-        dev_file=dev_file,
-        text_column=text_column,
-        text_pair_column=text_pair_column,
-        label_column=label_column,
-        regression=regression,
-        pretrained=pretrained,
-        preset=preset,
-        vocab=vocab,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        seq_len=seq_len,
-        layerwise_lr_decay=layerwise_lr_decay,
-        warmup_fraction=warmup_fraction,
-        weight_decay=weight_decay,
-        dropout=dropout,
-        seed=seed,
-        double_unordered=double_unordered,
-        random_init=random_init,
-    )
-    backup_dir = os.path.join(output_dir, BACKUP_DIR)
-    resume_step = _resume_step(backup_dir, settings)
     spec, data_dir = resolve_task(
         task,
         data_dir,
@@ -475,6 +449,36 @@ def finetune(
         layerwise_lr_decay = defaults["layerwise_lr_decay"]
     steps_per_epoch = math.ceil(len(train) / batch_size)
     train_steps = steps_per_epoch * epochs
+    # What the run resolved to (defaults filled in), and what it reads.
+    settings = _run_settings(
+        task=spec.name,
+        data_dir=data_dir,
+        train_file=train_file,
+        dev_file=dev_file,
+        text_column=text_column,
+        text_pair_column=text_pair_column,
+        label_column=label_column,
+        regression=regression,
+        pretrained=_default_pretrained(pretrained, random_init),
+        preset=preset,
+        vocabulary_sha256=_fingerprint(model.preprocessor.tokenizer.vocabulary),
+        train_examples=len(train),
+        train_sha256=_fingerprint([(e.text, e.text_pair, e.label) for e in train]),
+        epochs=epochs,
+        batch_size=batch_size,
+        train_steps=train_steps,
+        learning_rate=learning_rate,
+        seq_len=seq_len,
+        layerwise_lr_decay=layerwise_lr_decay,
+        warmup_fraction=warmup_fraction,
+        weight_decay=weight_decay,
+        dropout=dropout,
+        seed=seed,
+        double_unordered=double_unordered,
+        random_init=random_init,
+    )
+    backup_dir = os.path.join(output_dir, BACKUP_DIR)
+    resume_step = _resume_step(backup_dir, settings)
     model.compile(
         optimizer=create_finetuning_optimizer(
             model,
@@ -602,10 +606,28 @@ def finetune(
 
 def _run_settings(**settings: Any) -> dict[str, Any]:
     """What makes two fine-tuning runs the same run (paths made absolute)."""
-    for key in ("data_dir", "train_file", "dev_file", "pretrained", "vocab"):
+    for key in ("data_dir", "train_file", "dev_file", "pretrained"):
         if settings[key]:
             settings[key] = os.path.abspath(settings[key])
     return settings
+
+
+def _default_pretrained(pretrained: str | None, random_init: bool) -> str | None:
+    """The backbone file `_build_model` starts from (None: a random preset)."""
+    if pretrained is None and not random_init and os.path.isfile(DEFAULT_PRETRAINED):
+        return DEFAULT_PRETRAINED
+    return pretrained
+
+
+def _fingerprint(values: Sequence[Any]) -> str:
+    """sha256 of a list of JSON-able values, in order."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for value in values:
+        digest.update(json.dumps(value, ensure_ascii=False, default=str).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
 
 
 def _resume_step(backup_dir: str, settings: dict[str, Any]) -> int:
@@ -621,9 +643,16 @@ def _resume_step(backup_dir: str, settings: dict[str, Any]) -> int:
 
     settings_path = os.path.join(backup_dir, RUN_SETTINGS_FILE)
     if not os.path.isfile(settings_path):
-        # Not an unfinished run of ours: nothing to resume from.
-        for _, path in list_resume_checkpoints(backup_dir):
-            os.remove(path)
+        if list_resume_checkpoints(backup_dir):
+            raise ValueError(
+                f"{backup_dir} holds resume checkpoints but no {RUN_SETTINGS_FILE}: "
+                "they are not a fine-tuning run's (a pretraining run directory?). "
+                "Use another --output-dir; nothing was deleted."
+            )
+        return 0
+    if not latest_resume_step(backup_dir):
+        # Stopped before its first checkpoint: nothing to resume, nothing lost.
+        os.remove(settings_path)
         return 0
     with open(settings_path) as f:
         previous = json.load(f)
@@ -643,7 +672,13 @@ def _resume_step(backup_dir: str, settings: dict[str, Any]) -> int:
             f"resume it, use another --output-dir, or delete {backup_dir} to "
             "start over."
         )
-    return latest_resume_step(backup_dir)
+    step = latest_resume_step(backup_dir)
+    if step >= settings["train_steps"]:
+        raise ValueError(
+            f"{backup_dir} has a checkpoint of step {step}, past the run's "
+            f"{settings['train_steps']} steps; delete it to start over."
+        )
+    return step
 
 
 def load_classifier(path: str):

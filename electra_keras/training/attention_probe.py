@@ -22,8 +22,11 @@ from typing import Any
 import numpy as np
 
 
-def attention_weights(backbone, inputs: Mapping[str, Any]) -> list[np.ndarray]:
-    """Each layer's attention weights `[batch, heads, query, key]`, in eval mode.
+def attention_weights(backbone, inputs: Mapping[str, Any]):
+    """Yields each layer's attention weights `[batch, heads, query, key]`, eval mode.
+
+    One layer at a time (float32), so a caller that summarises as it goes
+    holds one layer's `batch x heads x seq_len^2` weights, not all of them.
 
     Args:
         backbone: an `ElectraBackbone`.
@@ -34,7 +37,6 @@ def attention_weights(backbone, inputs: Mapping[str, Any]) -> list[np.ndarray]:
     x = backbone.embedding(inputs["token_ids"], inputs["segment_ids"], training=False)
     if backbone.embedding_projection is not None:
         x = backbone.embedding_projection(x)
-    weights = []
     for layer in backbone.transformer_layers:
         x, scores = layer(
             x,
@@ -42,8 +44,7 @@ def attention_weights(backbone, inputs: Mapping[str, Any]) -> list[np.ndarray]:
             return_attention_scores=True,
             training=False,
         )
-        weights.append(np.asarray(ops.convert_to_numpy(scores), dtype=np.float64))
-    return weights
+        yield np.asarray(ops.convert_to_numpy(scores), dtype=np.float32)
 
 
 def summarize_attention(
@@ -130,7 +131,7 @@ def summarize_attention(
 
 
 def attention_summary(
-    backbone, inputs: Mapping[str, Any], sink_ids: Sequence[int]
+    backbone, inputs: Mapping[str, Any], sink_ids: Sequence[int], max_rows: int = 8
 ) -> list[list[dict[str, float]]]:
     """`summarize_attention` for every layer of `backbone` on one batch.
 
@@ -138,31 +139,38 @@ def attention_summary(
         backbone: an `ElectraBackbone`.
         inputs: `token_ids`, `segment_ids`, `padding_mask` of one batch.
         sink_ids: the [CLS] and [SEP] ids.
+        max_rows: examples of the batch used (the weights of one layer take
+            `rows x heads x seq_len^2` floats: 8 x 16 x 512^2 is 134 MB).
 
     Returns:
         Per layer, per head: the dict of `summarize_attention`.
     """
-    token_ids = np.asarray(inputs["token_ids"])
-    padding_mask = np.asarray(inputs["padding_mask"])
+    rows = {k: np.asarray(inputs[k])[:max_rows] for k in inputs}
     return [
-        summarize_attention(layer, token_ids, padding_mask, sink_ids)
-        for layer in attention_weights(backbone, inputs)
+        summarize_attention(layer, rows["token_ids"], rows["padding_mask"], sink_ids)
+        for layer in attention_weights(backbone, rows)
     ]
 
 
+# A head that puts this much of its weight on the two neighbouring tokens
+# looks locally, whatever the sequence length.
+LOCAL_NEIGHBOUR_MASS = 0.3
+
+
 def describe_attention(summary: list[list[dict[str, float]]]) -> str:
-    """One line: the range of spread, the strongest sink, the best local head."""
+    """One line: the range of spread, the strongest sink, the most local head."""
     heads = [head for layer in summary for head in layer]
     entropy = [h["entropy_ratio"] for h in heads]
     sink = max(h["sink_mass"] for h in heads)
-    local = max(h["neighbour_vs_uniform"] for h in heads)
+    local = max(heads, key=lambda h: h["neighbour_mass"])
     verdict = (
         "some heads look at neighbouring tokens"
-        if local >= 2.0
+        if local["neighbour_mass"] >= LOCAL_NEIGHBOUR_MASS
         else "no head looks at neighbouring tokens yet"
     )
     return (
         f"entropy {min(entropy):.0%}-{max(entropy):.0%} of uniform, up to "
-        f"{sink:.0%} on [CLS]/[SEP], neighbours at most {local:.1f}x uniform: "
-        f"{verdict}"
+        f"{sink:.0%} on [CLS]/[SEP], neighbours at most "
+        f"{local['neighbour_mass']:.0%} ({local['neighbour_vs_uniform']:.1f}x "
+        f"uniform): {verdict}"
     )

@@ -363,10 +363,13 @@ def _attention(model, probe_batch, special_ids) -> dict[str, Any]:
     backbones = {"discriminator": model.discriminator}
     if model.generator is not None:
         backbones["generator"] = model.generator
-    return {
-        name: attention_summary(backbone, inputs, sinks)
-        for name, backbone in backbones.items()
-    }
+    try:
+        return {
+            name: attention_summary(backbone, inputs, sinks)
+            for name, backbone in backbones.items()
+        }
+    except Exception as error:  # a diagnostic: never costs the run its metrics
+        return {"error": f"{type(error).__name__}: {error}"}
 
 
 def _eval_data(eval_dir, config, tokens, special_ids):

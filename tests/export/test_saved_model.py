@@ -264,17 +264,39 @@ def test_pack_inputs_pads_to_the_smallest_bucket_that_fits():
         pack_inputs(ragged([1], 7), None, 40, buckets=(16, 32), **special)
 
 
-def test_bucketed_export_scores_like_the_fixed_length_one(tmp_path):
-    model = tiny_classifier(seq_len=40)
-    bucketed = tf.saved_model.load(export_classifier(model, "b", base_dir=tmp_path))
-    fixed = tf.saved_model.load(
-        export_classifier(model, "f", base_dir=tmp_path, bucket_lengths=False)
+def _graph_ops(path):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    graph = proto.meta_graphs[0].graph_def
+    ops = {node.op for node in graph.node}
+    for function in graph.library.function:
+        ops |= {node.op for node in function.node_def}
+    return ops
+
+
+@pytest.mark.parametrize("pair", [False, True])
+def test_bucketed_export_scores_like_the_fixed_length_one(tmp_path, pair):
+    model = tiny_classifier(num_labels=3 if pair else 2, seq_len=40)
+    bucketed_path = export_classifier(model, "b", base_dir=tmp_path, pair=pair)
+    fixed_path = export_classifier(
+        model, "f", base_dir=tmp_path, pair=pair, bucket_lengths=False
     )
+    # The bucket is picked in the graph (a LowerBound search over the lengths).
+    assert "LowerBound" in _graph_ops(bucketed_path)
+    assert "LowerBound" not in _graph_ops(fixed_path)
     short = ["good film", "the plot was bad"]
     for texts in (short, short + [" ".join(["good film"] * 12)], TEXTS):
-        expected = model.predict_texts(texts)  # padded to 40 by the preprocessor
-        for loaded in (bucketed, fixed):
-            out = serve(loaded.signatures["serving_default"], text=strings(texts))
+        pairs = texts[::-1] if pair else None
+        expected = model.predict_texts(texts, pairs)  # padded to 40
+        inputs = {"text": strings(texts)}
+        if pair:
+            inputs["text_pair"] = strings(pairs)
+        for path in (bucketed_path, fixed_path):
+            loaded = tf.saved_model.load(path)
+            out = serve(loaded.signatures["serving_default"], **inputs)
             np.testing.assert_allclose(out["scores"], expected, atol=1e-6)
 
 

@@ -349,3 +349,27 @@ def test_an_unfinished_run_resumes_only_with_its_own_settings(
     result = run_finetuning.finetune(**args)
     assert "Resuming from step 15 of 16" in capsys.readouterr().out
     assert os.path.exists(result.model_path) and not backup.exists()
+
+
+def test_resume_bookkeeping_never_mixes_runs(tmp_path, monkeypatch):
+    from electra_keras.training import resume_checkpoint
+
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    settings = {"seed": 0, "train_examples": 64, "train_steps": 24}
+    # Stopped before its first checkpoint: a rerun with other settings starts.
+    (backup / "run.json").write_text('{"seed": 1}')
+    assert run_finetuning._resume_step(str(backup), settings) == 0
+    assert not (backup / "run.json").exists()
+    # Checkpoints that are not a fine-tuning run's: refused, nothing deleted.
+    (backup / "step-0000004.weights.h5").write_bytes(b"someone else's")
+    with pytest.raises(ValueError, match="no run.json.*nothing was deleted"):
+        run_finetuning._resume_step(str(backup), settings)
+    assert (backup / "step-0000004.weights.h5").exists()
+    # The training data changed under an unfinished run: refused, named.
+    monkeypatch.setattr(resume_checkpoint, "latest_resume_step", lambda d: 4)
+    (backup / "run.json").write_text(json.dumps({**settings, "train_examples": 60}))
+    with pytest.raises(ValueError, match="train_examples: 60 then, 64 now"):
+        run_finetuning._resume_step(str(backup), settings)
+    (backup / "run.json").write_text(json.dumps(settings))
+    assert run_finetuning._resume_step(str(backup), settings) == 4

@@ -42,16 +42,18 @@ def test_previous_token_head():
 
 
 def test_a_sink_for_every_query_and_padding_left_out():
-    ids = np.array([[2, 5, 6, 3, 0]])
-    real = np.array([[1, 1, 1, 1, 0]])
-    weights = np.zeros((1, 1, 5, 5))
-    weights[0, 0, :, 3] = 1.0  # everybody on [SEP]
+    ids = np.array([[2, 5, 6, 7, 8, 9, 10, 3, 0, 0]])
+    real = np.array([[1] * 8 + [0] * 2])
+    weights = np.zeros((1, 1, 10, 10))
+    weights[0, 0, :, 7] = 1.0  # everybody on [SEP]
     (head,) = summarize_attention(weights, ids, real, sink_ids=(2, 3))
     assert head["sink_mass"] == pytest.approx(1.0)
     assert head["modal_key_share"] == pytest.approx(1.0)
-    assert head["self_mass"] == pytest.approx(0.25)  # only [SEP] itself, of 4 real
-    assert "no head looks at neighbouring tokens yet" in describe_attention([[head]])
-    assert "100% on [CLS]/[SEP]" in describe_attention([[head]])
+    assert head["self_mass"] == pytest.approx(1 / 8)  # only [SEP] itself, of 8 real
+    assert head["neighbour_mass"] == pytest.approx(1 / 8)  # only its left neighbour
+    text = describe_attention([[head]])
+    assert "no head looks at neighbouring tokens yet" in text
+    assert "100% on [CLS]/[SEP]" in text
 
 
 def test_a_backbone_without_query_weights_attends_uniformly_to_real_tokens():
@@ -67,6 +69,9 @@ def test_a_backbone_without_query_weights_attends_uniformly_to_real_tokens():
     }
     summary = attention_summary(backbone, inputs, sink_ids=(2, 3))
     assert len(summary) == 2 and len(summary[0]) == backbone.num_heads
+    # Only the first `max_rows` examples are probed.
+    other = {k: np.concatenate([v, v[:1] * 0 + 1]) for k, v in inputs.items()}
+    assert attention_summary(backbone, other, (2, 3), max_rows=2) == summary
     for layer in summary:
         for head in layer:
             assert head["entropy_ratio"] == pytest.approx(1.0, abs=1e-6)
