@@ -8,7 +8,10 @@ Each configuration runs in a fresh process (so peak RSS is its own): it
 builds the preset's `ElectraPretrainer` (BERT-sized vocabulary, 30,522), runs
 `fit()` on random token batches, discards the first `--warmup` steps
 (tracing, XLA compilation) and times `--steps` more in the same `fit()`. Printed: tokens/s
-(batch x seq_len x steps / seconds), ms/step and the process's peak RSS.
+(batch x seq_len x steps / seconds), ms/step and the process's peak RSS. The
+last line, `tokens_per_s=<float> peak_rss_gb=<float>`, is the library's default
+XLA setting on this machine (`--xla auto`: off on CPU), the median over
+`--repeats`.
 """
 
 from __future__ import annotations
@@ -129,6 +132,17 @@ def main() -> None:
     if len(results) == 2:
         best = {k: max(r["tokens_per_s"] for r in v) for k, v in results.items()}
         print(f"  XLA on / off throughput ratio: {best['on'] / best['off']:.2f}")
+    # Last line: the library's default on this machine (`--xla auto`).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from electra_keras.training.strategy import resolve_xla
+
+    default = "on" if resolve_xla("auto") else "off"
+    if default not in results:
+        results[default] = [_run(args, default)]
+    runs = results[default]
+    tokens = sorted(r["tokens_per_s"] for r in runs)[len(runs) // 2]
+    peak = max(r["peak_rss_gb"] for r in runs)
+    print(f"tokens_per_s={tokens:.1f} peak_rss_gb={peak:.3f}")
 
 
 if __name__ == "__main__":
