@@ -1,7 +1,9 @@
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -121,3 +123,43 @@ def write_word_vocab(path):
     tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ","] + WORDS
     path.write_text("\n".join(tokens) + "\n")
     return str(path)
+
+
+# === SIGKILL resume tests (pretraining and fine-tuning) ===
+def start_cli(args):
+    """`python -m electra_keras.cli *args` in the background, niced, output piped."""
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.Popen(
+        ["nice", "-n", "19", sys.executable, "-m", "electra_keras.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+
+
+def resume_checkpoint_steps(run_dir):
+    """Steps of the complete resume checkpoints in `<run_dir>/backup`."""
+    from electra_keras.training.resume_checkpoint import list_resume_checkpoints
+
+    return [step for step, _ in list_resume_checkpoints(run_dir / "backup")]
+
+
+def kill_after_checkpoint(proc, run_dir, step, delay):
+    """SIGKILLs `proc` `delay` s after a checkpoint of >= `step` appears.
+
+    Returns the checkpoint steps seen before the kill.
+    """
+    seen = set()
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        seen.update(resume_checkpoint_steps(run_dir))
+        if seen and max(seen) >= step:
+            break
+        time.sleep(0.01)
+    time.sleep(delay)
+    assert proc.poll() is None, "the run ended before the kill:\n" + proc.stdout.read()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    return seen

@@ -1,17 +1,12 @@
 """Exact resume: a fine-tuning run killed with SIGKILL ends as if never killed."""
 
-import os
 import random
-import signal
-import subprocess
-import sys
-import time
 
 import keras
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import kill_after_checkpoint, start_cli
 from finetuning_helpers import pretrained_backbone, sst2_task_dir
 
 # 64 examples, batch 8: 8 steps per epoch, 4 epochs.
@@ -26,37 +21,7 @@ def _start(data_dir, pretrained, run_dir):
     # Dropout on: its random state must resume too.
     args += ["--dropout", "0.1", "--checkpoint-every", str(EVERY)]
     args += ["--progress", "epoch"]
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.Popen(
-        ["nice", "-n", "19", sys.executable, "-m", "electra_keras.cli", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-
-
-def _checkpoint_steps(run_dir):
-    from electra_keras.training.resume_checkpoint import list_resume_checkpoints
-
-    return [step for step, _ in list_resume_checkpoints(run_dir / "backup")]
-
-
-def _kill_after(proc, run_dir, step, delay):
-    """SIGKILLs `proc` `delay` s after a checkpoint of >= `step` appears."""
-    seen = set()
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        seen.update(_checkpoint_steps(run_dir))
-        if seen and max(seen) >= step:
-            break
-        time.sleep(0.01)
-    time.sleep(delay)
-    assert proc.poll() is None, "the run ended before the kill:\n" + proc.stdout.read()
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    proc.stdout.close()
-    return seen
+    return start_cli(args)
 
 
 def _final_weights(run_dir):
@@ -84,7 +49,7 @@ def test_killed_finetuning_resumes_to_the_uninterrupted_weights(tmp_path):
     resumed_from = []
     proc = _start(data_dir, pretrained, killed_dir)
     for step, delay in schedule:
-        seen = _kill_after(proc, killed_dir, step, delay)
+        seen = kill_after_checkpoint(proc, killed_dir, step, delay)
         assert all(s % EVERY == 0 for s in seen), (schedule, seen)
         resume_step = latest_resume_step(killed_dir / "backup")
         # The newest complete checkpoint survived: at most EVERY steps lost.

@@ -1,18 +1,13 @@
 """Exact resume: a pretraining run killed with SIGKILL ends as if never killed."""
 
 import json
-import os
 import random
-import signal
-import subprocess
-import sys
-import time
 
 import keras
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import kill_after_checkpoint, start_cli
 from conftest import write_word_corpus as _write_corpus
 from conftest import write_word_vocab as _write_vocab
 
@@ -48,37 +43,7 @@ def _start(tmp_path, run_dir):
         "--eval-steps",
         "1",
     ]
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.Popen(
-        ["nice", "-n", "19", sys.executable, "-m", "electra_keras.cli", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-
-
-def _checkpoint_steps(run_dir):
-    from electra_keras.training.resume_checkpoint import list_resume_checkpoints
-
-    return [step for step, _ in list_resume_checkpoints(run_dir / "backup")]
-
-
-def _kill_after(proc, run_dir, step, delay):
-    """SIGKILLs `proc` `delay` s after a checkpoint of >= `step` appears."""
-    seen = set()
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        seen.update(_checkpoint_steps(run_dir))
-        if seen and max(seen) >= step:
-            break
-        time.sleep(0.02)
-    time.sleep(delay)
-    assert proc.poll() is None, "the run ended before the kill:\n" + proc.stdout.read()
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    proc.stdout.close()
-    return seen
+    return start_cli(args)
 
 
 def _final_weights(run_dir):
@@ -104,7 +69,7 @@ def test_killed_runs_resume_to_the_uninterrupted_weights(tmp_path):
     resumed_from = []
     proc = _start(tmp_path, killed_dir)
     for step, delay in schedule:
-        seen = _kill_after(proc, killed_dir, step, delay)
+        seen = kill_after_checkpoint(proc, killed_dir, step, delay)
         # Checkpoints came every EVERY steps, and the newest complete one
         # survived the kill: at most one interval of work is lost.
         assert all(s % EVERY == 0 for s in seen), (schedule, seen)
