@@ -38,6 +38,9 @@ import sys
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "peers"))
+
+from roc import roc_auc  # noqa: E402 (after the path)
 
 
 def _export_examples(run_dir: str, path: str) -> dict[str, np.ndarray]:
@@ -67,18 +70,6 @@ def _export_examples(run_dir: str, path: str) -> dict[str, np.ndarray]:
             arrays[f"{split}_{name}"] = np.concatenate(columns[name])
     np.savez(path, **arrays)
     return arrays
-
-
-def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney U; ties get average ranks)."""
-    order = np.argsort(scores, kind="mergesort")
-    sorted_scores = scores[order]
-    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
-    ranks = np.empty(len(scores))
-    ranks[order] = np.repeat(first + (counts - 1) / 2.0 + 1.0, counts)
-    positives = labels.astype(bool)
-    n_pos, n_neg = positives.sum(), (~positives).sum()
-    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def bigram_ceiling(

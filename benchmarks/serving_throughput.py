@@ -89,7 +89,7 @@ def _padding_ratio(bucketed, fixed, batch: int, seconds: float, rounds: int = 3)
     return statistics.median(ratios)
 
 
-def _export(preset: str, seq_len: int, base_dir: str, bucket_lengths=True) -> str:
+def _export(preset: str, seq_len: int, base_dir: str) -> tuple[str, str]:
     from electra_keras.config import get_preset
     from electra_keras.data.vocab import download_bert_vocabulary
     from electra_keras.export.saved_model import export_classifier
@@ -115,13 +115,13 @@ def _export(preset: str, seq_len: int, base_dir: str, bucket_lengths=True) -> st
     model = ElectraClassifier(
         backbone, 2, label_names=["negative", "positive"], preprocessor=preprocessor
     )
-    version = 1 if bucket_lengths else 2
-    return export_classifier(
-        model,
-        "bench",
-        base_dir=base_dir,
-        version=version,
-        bucket_lengths=bucket_lengths,
+    # The same weights twice: version 1 as the library exports by default,
+    # version 2 padded to seq_len (the export before length buckets).
+    return tuple(
+        export_classifier(
+            model, "bench", base_dir=base_dir, version=version, bucket_lengths=buckets
+        )
+        for version, buckets in ((1, True), (2, False))
     )
 
 
@@ -149,7 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     from electra_keras.serving.rest_server import RestServer
 
     tmp = tempfile.TemporaryDirectory()
-    path = args.saved_model or _export(args.preset, args.seq_len, tmp.name)
+    fixed_path = None
+    if args.saved_model:
+        path = args.saved_model
+    else:
+        path, fixed_path = _export(args.preset, args.seq_len, tmp.name)
     path = os.path.abspath(path)
     base_path, version = os.path.dirname(path), int(os.path.basename(path))
     registry = ModelRegistry(
@@ -209,8 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"in-graph tokenization share of in-process time, batch {batch}: {share:.1%}"
             )
-        if not args.saved_model:
-            fixed_path = _export(args.preset, args.seq_len, tmp.name, False)
+        if fixed_path:
             fixed = tf.saved_model.load(fixed_path).signatures["serving_default"]
 
             def fixed_length(texts):

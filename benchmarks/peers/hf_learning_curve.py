@@ -26,20 +26,8 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from roc import roc_auc  # this script's folder is on sys.path when run
 from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
-
-
-def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney U, ties get average ranks)."""
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores))
-    sorted_scores = scores[order]
-    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
-    average = first + (counts - 1) / 2.0 + 1.0
-    ranks[order] = np.repeat(average, counts)
-    positives = labels.astype(bool)
-    n_pos, n_neg = positives.sum(), (~positives).sum()
-    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def build_models(config: dict, vocab_size: int):
