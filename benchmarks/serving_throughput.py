@@ -16,6 +16,9 @@ once as the library exports by default (each batch padded to the smallest
 length bucket that holds it) and once with `bucket_lengths=False` (padded to
 `seq_len`, the export before buckets); the last lines give the in-process
 speed of the first over the second per batch size, from alternating rounds.
+With `--bf16 on` (default `auto`: on where the CPU has AMX or AVX512-BF16) it
+also exports the classifier with `compute_dtype="bfloat16"` and prints its
+in-process speed over the float32 export's, the same way.
 """
 
 from __future__ import annotations
@@ -79,8 +82,9 @@ def _tokenization_share(text_call, ids_call, texts, seconds: float) -> float:
     return 1 - statistics.median(ids_times) / statistics.median(text_times)
 
 
-def _padding_ratio(bucketed, fixed, batch: int, seconds: float, rounds: int = 3):
-    """Median over rounds of sentences/s(bucketed) / sentences/s(fixed)."""
+def _speed_ratio(bucketed, fixed, batch: int, seconds: float, rounds: int = 3):
+    """Median over rounds of sentences/s(bucketed) / sentences/s(fixed)
+    (any two calls: the first's speed over the second's)."""
     ratios = []
     for _ in range(rounds):
         fast = _measure(bucketed, batch, seconds / rounds, 10**9)["sentences_per_s"]
@@ -89,7 +93,9 @@ def _padding_ratio(bucketed, fixed, batch: int, seconds: float, rounds: int = 3)
     return statistics.median(ratios)
 
 
-def _export(preset: str, seq_len: int, base_dir: str) -> tuple[str, str]:
+def _export(
+    preset: str, seq_len: int, base_dir: str, bf16: bool = False
+) -> tuple[str, str, str | None]:
     from electra_keras.config import get_preset
     from electra_keras.data.vocab import download_bert_vocabulary
     from electra_keras.export.saved_model import export_classifier
@@ -115,14 +121,23 @@ def _export(preset: str, seq_len: int, base_dir: str) -> tuple[str, str]:
     model = ElectraClassifier(
         backbone, 2, label_names=["negative", "positive"], preprocessor=preprocessor
     )
-    # The same weights twice: version 1 as the library exports by default,
-    # version 2 padded to seq_len (the export before length buckets).
-    return tuple(
+    # The same weights: version 1 as the library exports by default, version
+    # 2 padded to seq_len (the export before length buckets), version 3 in bf16.
+    exports = [(1, True, "float32"), (2, False, "float32")]
+    if bf16:
+        exports.append((3, True, "bfloat16"))
+    paths = [
         export_classifier(
-            model, "bench", base_dir=base_dir, version=version, bucket_lengths=buckets
+            model,
+            "bench",
+            base_dir=base_dir,
+            version=version,
+            bucket_lengths=buckets,
+            compute_dtype=dtype,
         )
-        for version, buckets in ((1, True), (2, False))
-    )
+        for version, buckets, dtype in exports
+    ]
+    return paths[0], paths[1], paths[2] if bf16 else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,12 +148,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-sizes", default="1,32")
     parser.add_argument("--seconds", type=float, default=8.0, help="Per measurement.")
     parser.add_argument("--max-requests", type=int, default=2000)
+    parser.add_argument(
+        "--bf16",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="Also measure a bfloat16 export (auto: where the CPU has native bf16).",
+    )
     args = parser.parse_args(argv)
 
     import tensorflow as tf
     import tensorflow_text  # noqa: F401
 
-    from electra_keras.export.saved_model import length_buckets
+    from electra_keras.export.saved_model import length_buckets, resolve_compute_dtype
     from electra_keras.models.classifier_preprocessor import (
         ElectraClassifierPreprocessor,
     )
@@ -149,11 +170,16 @@ def main(argv: list[str] | None = None) -> int:
     from electra_keras.serving.rest_server import RestServer
 
     tmp = tempfile.TemporaryDirectory()
-    fixed_path = None
+    fixed_path = bf16_path = None
+    bf16 = args.bf16 == "on" or (
+        args.bf16 == "auto" and resolve_compute_dtype("auto")[0] == "bfloat16"
+    )
     if args.saved_model:
         path = args.saved_model
     else:
-        path, fixed_path = _export(args.preset, args.seq_len, tmp.name)
+        path, fixed_path, bf16_path = _export(
+            args.preset, args.seq_len, tmp.name, bf16=bf16
+        )
     path = os.path.abspath(path)
     base_path, version = os.path.dirname(path), int(os.path.basename(path))
     registry = ModelRegistry(
@@ -220,11 +246,29 @@ def main(argv: list[str] | None = None) -> int:
                 return fixed(text=tf.constant(texts))
 
             for batch in [int(b) for b in args.batch_sizes.split(",")]:
-                ratio = _padding_ratio(in_process, fixed_length, batch, args.seconds)
+                ratio = _speed_ratio(in_process, fixed_length, batch, args.seconds)
                 print(
                     f"bucketed / fixed-length padding, in-process, batch {batch}: "
                     f"{ratio:.2f}x"
                 )
+        if bf16_path:
+            bf16_signature = tf.saved_model.load(bf16_path).signatures[
+                "serving_default"
+            ]
+
+            def bf16_call(texts):
+                return bf16_signature(text=tf.constant(texts))
+
+            for batch in [int(b) for b in args.batch_sizes.split(",")]:
+                ratio = _speed_ratio(bf16_call, in_process, batch, args.seconds)
+                print(
+                    f"bfloat16 / float32 compute, in-process, batch {batch}: "
+                    f"{ratio:.2f}x"
+                )
+        elif not args.saved_model:
+            print(
+                "bfloat16 export not measured (this CPU has no native bf16; --bf16 on)"
+            )
     finally:
         rest.close()
         grpc_client.close()

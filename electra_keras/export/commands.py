@@ -58,14 +58,28 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         help="Pad every batch to the model's seq_len (default: to the smallest "
         "of 16, 32, 64, ... seq_len that holds the batch's longest text).",
     )
+    p.add_argument(
+        "--compute-dtype",
+        choices=("auto", "float32", "bfloat16"),
+        default="float32",
+        help="Dtype of the model's matmuls: bfloat16 is faster on server CPUs "
+        "with AMX or AVX512-BF16 and scores within about 1e-2 of float32; auto "
+        "picks it when this machine has them.",
+    )
     p.set_defaults(handler=_export)
 
 
 def _export(args: argparse.Namespace) -> int:
-    from electra_keras.export.saved_model import export_classifier
+    from electra_keras.export.saved_model import (
+        export_classifier,
+        resolve_compute_dtype,
+    )
     from electra_keras.runtime_info import runtime_line
 
     print(runtime_line(), flush=True)
+    compute_dtype, reason = resolve_compute_dtype(args.compute_dtype)
+    if compute_dtype != "float32" or reason:
+        print(f"Compute dtype: {compute_dtype}" + (f" ({reason})" if reason else ""))
     path = export_classifier(
         args.model,
         args.name,
@@ -73,6 +87,7 @@ def _export(args: argparse.Namespace) -> int:
         version=args.version,
         pair=args.pair,
         bucket_lengths=args.bucket_lengths,
+        compute_dtype=compute_dtype,
     )
     from tensorflow.core.protobuf import saved_model_pb2
 

@@ -58,8 +58,13 @@ def core_ops():
     return ops
 
 
-@pytest.mark.parametrize("pair, num_labels", [(False, 2), (True, 1)])
-def test_exported_ops_are_served_by_tf_serving(tmp_path, core_ops, pair, num_labels):
+@pytest.mark.parametrize(
+    "pair, num_labels, compute_dtype",
+    [(False, 2, "float32"), (True, 1, "float32"), (False, 2, "bfloat16")],
+)
+def test_exported_ops_are_served_by_tf_serving(
+    tmp_path, core_ops, pair, num_labels, compute_dtype
+):
     backbone = ElectraBackbone(
         vocab_size=len(VOCAB),
         num_layers=1,
@@ -73,7 +78,9 @@ def test_exported_ops_are_served_by_tf_serving(tmp_path, core_ops, pair, num_lab
         num_labels,
         preprocessor=ElectraClassifierPreprocessor(VOCAB, seq_len=8),
     )
-    path = export_classifier(model, "m", base_dir=tmp_path, pair=pair)
+    path = export_classifier(
+        model, "m", base_dir=tmp_path, pair=pair, compute_dtype=compute_dtype
+    )
     ops = graph_ops(path)
     print(sorted(ops))
     outside = ops - core_ops - set(SERVING_TF_TEXT_OPS)

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -17,6 +18,8 @@ from electra_keras.export.saved_model import (
     CLASSIFY_METHOD_NAME,
     length_buckets,
     pack_inputs,
+    resolve_compute_dtype,
+    with_compute_dtype,
 )
 from electra_keras.models.classifier import ElectraClassifier
 from electra_keras.models.classifier_preprocessor import ElectraClassifierPreprocessor
@@ -298,6 +301,86 @@ def test_bucketed_export_scores_like_the_fixed_length_one(tmp_path, pair):
             loaded = tf.saved_model.load(path)
             out = serve(loaded.signatures["serving_default"], **inputs)
             np.testing.assert_allclose(out["scores"], expected, atol=1e-6)
+
+
+def _matmul_dtypes(path):
+    """The dtypes of the graph's MatMul and Einsum nodes."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    return {
+        tf.dtypes.as_dtype(node.attr["T"].type).name
+        for function in proto.meta_graphs[0].graph_def.library.function
+        for node in function.node_def
+        if node.op in ("MatMul", "BatchMatMulV2", "Einsum")
+    }
+
+
+@pytest.mark.parametrize("pair", [False, True])
+def test_bfloat16_export_scores_like_the_float32_model(tmp_path, pair):
+    model = tiny_classifier(num_labels=3 if pair else 2, seed=2)
+    bf16_path = export_classifier(
+        model, "bf16", base_dir=tmp_path, pair=pair, compute_dtype="bfloat16"
+    )
+    float32_path = export_classifier(model, "f32", base_dir=tmp_path, pair=pair)
+    assert _matmul_dtypes(bf16_path) == {"bfloat16"}
+    assert _matmul_dtypes(float32_path) == {"float32"}
+    # The model given is left as it was, and so is the global policy.
+    assert model.backbone.dtype_policy.name == "float32"
+    assert keras.config.dtype_policy().name == "float32"
+    pairs = TEXTS[::-1] if pair else None
+    expected = model.predict_texts(TEXTS, pairs)
+    assert np.ptp(expected, axis=0).max() > 0.01  # the texts score differently
+    inputs = {"text": strings(TEXTS)}
+    if pair:
+        inputs["text_pair"] = strings(pairs)
+    out = serve(tf.saved_model.load(bf16_path).signatures["serving_default"], **inputs)
+    assert out["scores"].dtype == np.float32
+    np.testing.assert_allclose(out["scores"].sum(-1), 1.0, atol=1e-6)
+    # bf16 keeps 8 significant bits; these scores moved by about 1e-3.
+    np.testing.assert_allclose(out["scores"], expected, atol=1e-2)
+    assert np.abs(out["scores"] - expected).max() > 0  # really computed in bf16
+    margin = np.sort(expected, -1)[:, -1] - np.sort(expected, -1)[:, -2]
+    clear = margin > 0.05
+    np.testing.assert_array_equal(out["label_ids"][clear], expected.argmax(-1)[clear])
+
+
+def test_with_compute_dtype_copies_weights_and_keeps_float32_logits():
+    model = tiny_classifier()
+    assert with_compute_dtype(model, "float32") is model
+    copy = with_compute_dtype(model, "bfloat16")
+    assert copy is not model and copy.preprocessor is model.preprocessor
+    assert copy.backbone.dtype_policy.name == "mixed_bfloat16"
+    for ours, theirs in zip(copy.get_weights(), model.get_weights(), strict=True):
+        assert ours.dtype == np.float32
+        np.testing.assert_array_equal(ours, theirs)
+    inputs = model.preprocessor(["the film was good"])
+    assert keras.ops.convert_to_numpy(copy(inputs)).dtype == np.float32
+    with pytest.raises(ValueError, match="float16"):
+        with_compute_dtype(model, "float16")
+
+
+def test_resolve_compute_dtype():
+    assert resolve_compute_dtype("float32") == ("float32", "")
+    assert resolve_compute_dtype("bfloat16") == ("bfloat16", "")
+    assert resolve_compute_dtype("auto", flags={"avx2", "amx_bf16"}) == (
+        "bfloat16",
+        "auto: this CPU has amx_bf16",
+    )
+    assert resolve_compute_dtype("auto", flags={"avx2", "avx512f"}) == (
+        "float32",
+        "auto: this CPU has no native bf16",
+    )
+    with pytest.raises(ValueError, match="Unknown compute dtype 'fp8'.*auto"):
+        resolve_compute_dtype("fp8")
+
+
+def test_unknown_compute_dtype_writes_nothing(tmp_path):
+    with pytest.raises(ValueError, match="Unknown compute dtype"):
+        export_classifier(tiny_classifier(), "m", base_dir=tmp_path, compute_dtype="x")
+    assert not os.listdir(tmp_path)
 
 
 def _example(**features):
