@@ -428,12 +428,11 @@ class ElectraPretrainer(ReplicaXlaStepMixin, keras.Model):
         )
         mlm_logits = ops.cast(mlm_logits, "float32")
         target_ids = masked["target_ids"]
-        predicted = ops.cast(ops.argmax(mlm_logits, axis=-1), "int32")
         outputs = {
             "mlm_loss_sum": losses.masked_lm_loss_sum(mlm_logits, target_ids, weights),
             "mlm_count": ops.sum(weights),
-            "mlm_correct": ops.sum(
-                ops.cast(ops.equal(predicted, target_ids), "float32") * weights
+            "mlm_correct": losses.masked_lm_correct_sum(
+                mlm_logits, target_ids, weights
             ),
         }
         if not self.electra_objective:
