@@ -25,7 +25,7 @@ from electra_keras.pretraining import counter_random, losses, masking, sampling
 from electra_keras.training.replica_step import ReplicaXlaStepMixin
 
 # Independent random streams of one step.
-_STREAM_POSITIONS, _STREAM_DECISION, _STREAM_RANDOM_IDS, _STREAM_GUMBEL = range(4)
+_STREAM_POSITIONS, _STREAM_DECISION, _STREAM_RANDOM_IDS, _STREAM_SAMPLING = range(4)
 
 INPUT_KEYS = ("token_ids", "segment_ids", "padding_mask")
 
@@ -36,7 +36,7 @@ class ElectraPretrainer(ReplicaXlaStepMixin, keras.Model):
 
     Each step masks the batch in-graph (dynamic masking), runs the generator
     (a small masked language model sharing the discriminator's embeddings),
-    samples replacements with the Gumbel-max trick, and trains the
+    samples replacements from its softmax, and trains the
     discriminator to spot them:
     `loss = mlm_weight * mlm_loss + disc_weight * disc_loss`.
 
@@ -383,15 +383,18 @@ class ElectraPretrainer(ReplicaXlaStepMixin, keras.Model):
         }
 
     def sample_replacements(self, mlm_logits, step, row_ids):
-        """Gumbel-max samples from the generator at each predicted slot.
+        """Samples from the generator's softmax at each predicted slot.
+
+        One counter-based uniform per slot, inverted through the softmax's
+        cumulative distribution (`sampling.inverse_cdf_sample`).
 
         Returns:
             int32 `[batch, max_predictions_per_seq]`, no gradient.
         """
-        noise = counter_random.gumbel(
-            self.seed, _STREAM_GUMBEL, step, row_ids, tuple(mlm_logits.shape)
+        uniforms = counter_random.uniform(
+            self.seed, _STREAM_SAMPLING, step, row_ids, tuple(mlm_logits.shape[:-1])
         )
-        return sampling.gumbel_max_sample(mlm_logits, noise, self.temperature)
+        return sampling.inverse_cdf_sample(mlm_logits, uniforms, self.temperature)
 
     def compute_pretraining_outputs(self, inputs, step, row_ids, training=False):
         """One step's forward pass; all results are sums over the local batch.

@@ -82,9 +82,3 @@ def bits_to_unit_float(bits):
     """
     top = ops.cast(ops.right_shift(ops.cast(bits, "uint32"), 9), "float32")
     return (top + 0.5) / float(1 << 23)
-
-
-def gumbel(seed: int, stream: int, step, row_ids, shape):
-    """Standard Gumbel noise, `-log(-log(u))`, with the same keys as `uniform`."""
-    u = uniform(seed, stream, step, row_ids, shape)
-    return -ops.log(-ops.log(u))

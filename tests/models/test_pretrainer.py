@@ -59,8 +59,12 @@ def test_combined_loss_matches_hand_computation(tiny_config):
 
     from electra_keras.pretraining import counter_random
 
-    noise = np.asarray(counter_random.gumbel(model.seed, 3, step, rows, logits.shape))
-    sampled = np.argmax(logits + noise, -1)
+    # Inverse-CDF sampling from the softmax, one uniform per slot (stream 3).
+    uniforms = np.asarray(
+        counter_random.uniform(model.seed, 3, step, rows, logits.shape[:-1])
+    )
+    cdf = np.cumsum(np.exp(log_probs), -1)
+    sampled = (cdf <= (uniforms * cdf[..., -1])[..., None]).sum(-1)
     corrupted = np.asarray(batch["token_ids"]).copy()
     positions = np.asarray(masked["positions"])
     for b in range(4):
