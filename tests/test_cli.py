@@ -197,6 +197,10 @@ def test_a_missing_file_is_one_line_and_status_2(tmp_path):
         (["pretrain", "--xla", "maybe"], "argument --xla: invalid choice: 'maybe'"),
         (["finetune", "--epochs", "three"], "argument --epochs: invalid int value"),
         (["export", "--name", "x"], "the following arguments are required: --model"),
+        (
+            ["export", "--model", "m.keras", "--name", "x", "--compute-dtype", "fp8"],
+            "argument --compute-dtype: invalid choice: 'fp8'",
+        ),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
 )
