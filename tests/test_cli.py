@@ -221,6 +221,11 @@ def test_a_wrong_flag_is_one_line_and_status_2(argv, message, capsys):
         (["convert", "--from", "a.keras", "--to", "b.keras"], "keras to keras"),
         (["convert", "--from", "tf1", "--to", "b.keras"], "--from tf1 needs a path"),
         (["convert", "--from", "hf", "nowhere", "--to", "b.keras"], "nowhere does not"),
+        (
+            ["serve", "--model-config", "m.config", "--tensorflow_intra_op_parallelism"]
+            + ["-1"],
+            "Thread pool sizes must be 0",
+        ),
     ],
 )
 def test_user_errors_are_one_line_and_status_2(argv, message, capsys):

@@ -99,6 +99,8 @@ def served(tmp_path_factory):
             str(rest_port),
             "--grpc-port",
             str(grpc_port),
+            "--tensorflow_intra_op_parallelism",
+            "1",
         ],
         cwd=base,
         env=env,
@@ -119,7 +121,7 @@ def served(tmp_path_factory):
                 process.kill()
                 pytest.fail(f"server did not start:\n{log.read()[-3000:]}")
             time.sleep(0.5)
-    yield {"rest": rest, "grpc": grpc_client, "models": models}
+    yield {"rest": rest, "grpc": grpc_client, "models": models, "log": log}
     rest.close()
     grpc_client.close()
     process.send_signal(signal.SIGTERM)
@@ -253,3 +255,9 @@ def test_standin_through_the_command(served):
     for kind in ("rest", "grpc"):
         out = served[kind].predict("standin", texts)
         np.testing.assert_allclose(out["scores"], expected_scores(texts), rtol=1e-6)
+
+
+def test_thread_pool_flags_are_applied_before_models_load(served):
+    served["log"].seek(0)
+    lines = served["log"].read().splitlines()
+    assert "TensorFlow threads: intra-op 1, inter-op default" in lines
