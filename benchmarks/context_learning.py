@@ -48,7 +48,7 @@ from roc import roc_auc  # noqa: E402
 
 
 def _load_config(run_dir: str, overrides: list[str], args: argparse.Namespace):
-    from electra_keras.cli import _parse_value
+    from electra_keras.cli import apply_changes
     from electra_keras.config import PretrainingConfig
 
     path = os.path.join(run_dir, "config.json")
@@ -59,23 +59,13 @@ def _load_config(run_dir: str, overrides: list[str], args: argparse.Namespace):
         )
     with open(path) as f:
         config = PretrainingConfig.from_dict(json.load(f))
-    changes = {}
-    for item in overrides:
-        key, _, value = item.partition("=")
-        changes[key.strip()] = _parse_value(value.strip())
-    changes |= {
-        key: value
-        for key, value in (
-            ("train_steps", args.train_steps),
-            ("batch_size", args.batch_size),
-            ("learning_rate", args.learning_rate),
-        )
-        if value is not None
+    flags = {
+        "train_steps": args.train_steps,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
     }
-    config = config.replace(**changes)
-    if "warmup_steps" not in changes and config.warmup_steps >= config.train_steps:
-        config = config.replace(warmup_steps=config.train_steps // 10)
-    return config
+    changes = {key: value for key, value in flags.items() if value is not None}
+    return apply_changes(config, changes, overrides)
 
 
 def _replace(tokens, candidates, rate, unigram, rng):
@@ -135,22 +125,18 @@ def main() -> None:
 
     rng = np.random.default_rng(config.seed)
     n_eval = min(args.eval_examples, len(arrays["eval_input_ids"]))
+    eval_ids = arrays["eval_input_ids"][:n_eval]
     eval_mask = arrays["eval_input_mask"][:n_eval]
+    # Scored where replacements may go: real tokens other than [CLS]/[SEP]...
+    eval_weights = (eval_mask == 1) & ~np.isin(eval_ids, specials)
     eval_tokens, eval_labels = _replace(
-        arrays["eval_input_ids"][:n_eval],
-        (eval_mask == 1) & ~np.isin(arrays["eval_input_ids"][:n_eval], specials),
-        config.mask_prob,
-        unigram,
-        rng,
+        eval_ids, eval_weights, config.mask_prob, unigram, rng
     )
     eval_inputs = {
         "token_ids": eval_tokens,
         "segment_ids": arrays["eval_segment_ids"][:n_eval],
         "padding_mask": eval_mask,
     }
-    eval_weights = (eval_mask == 1) & ~np.isin(
-        arrays["eval_input_ids"][:n_eval], specials
-    )
 
     keras.utils.set_random_seed(config.seed)
     backbone = ElectraBackbone(**config.model.backbone_kwargs(), name="discriminator")
@@ -198,7 +184,6 @@ def main() -> None:
         flush=True,
     )
     print(f"{'step':>6} {'eval AUC':>9} {'neighbours':>11} {'time':>7}")
-    train_candidates = content
     auc = float("nan")
     started = time.perf_counter()
     order = rng.permutation(len(train_ids))
@@ -209,7 +194,7 @@ def main() -> None:
         rows = order[cursor : cursor + config.batch_size]
         cursor += config.batch_size
         tokens, labels = _replace(
-            train_ids[rows], train_candidates[rows], config.mask_prob, unigram, rng
+            train_ids[rows], content[rows], config.mask_prob, unigram, rng
         )
         inputs = {
             "token_ids": tf.constant(tokens),

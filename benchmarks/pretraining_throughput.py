@@ -25,13 +25,31 @@ import sys
 import time
 
 _CHILD_FLAG = "--child"
+# BERT's ids, and the smallest id of the random tokens.
+SPECIAL_IDS = {"pad_id": 0, "cls_id": 101, "sep_id": 102, "mask_id": 103}
+FIRST_TOKEN_ID = 1000
+
+
+def synthetic_data(batch_size: int, seq_len: int, vocab_size: int):
+    """One batch of random tokens between [CLS] and [SEP], repeated forever."""
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    shape = (batch_size, seq_len)
+    ids = rng.integers(FIRST_TOKEN_ID, vocab_size, size=shape).astype("int32")
+    ids[:, 0], ids[:, -1] = SPECIAL_IDS["cls_id"], SPECIAL_IDS["sep_id"]
+    batch = {
+        "token_ids": ids,
+        "segment_ids": np.zeros_like(ids),
+        "padding_mask": np.ones_like(ids),
+    }
+    return tf.data.Dataset.from_tensors(batch).repeat()
 
 
 def _child(args: argparse.Namespace) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
-    import numpy as np
-    import tensorflow as tf
 
     from electra_keras.config import get_preset
     from electra_keras.models.pretrainer import ElectraPretrainer
@@ -40,19 +58,9 @@ def _child(args: argparse.Namespace) -> None:
     config = get_preset(args.preset).replace(
         batch_size=args.batch_size, seq_len=args.seq_len, xla=args.xla
     )
-    special = {"pad_id": 0, "cls_id": 101, "sep_id": 102, "mask_id": 103}
-    model = ElectraPretrainer.from_config_object(config, special)
+    model = ElectraPretrainer.from_config_object(config, SPECIAL_IDS)
     model.compile(optimizer=create_optimizer(config), xla=args.xla == "on")
-    rng = np.random.default_rng(0)
-    shape = (args.batch_size, args.seq_len)
-    ids = rng.integers(1000, config.model.vocab_size, size=shape).astype("int32")
-    ids[:, 0], ids[:, -1] = 101, 102
-    batch = {
-        "token_ids": ids,
-        "segment_ids": np.zeros_like(ids),
-        "padding_mask": np.ones_like(ids),
-    }
-    data = tf.data.Dataset.from_tensors(batch).repeat()
+    data = synthetic_data(args.batch_size, args.seq_len, config.model.vocab_size)
 
     marks = {}
 

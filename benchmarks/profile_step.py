@@ -4,7 +4,7 @@
     python benchmarks/profile_step.py --preset tiny --vocab-size 8192 --seq-len 64
 
 Builds the preset's `ElectraPretrainer` as `pretraining_throughput.py` does
-(random token batches, the library's default XLA setting unless `--xla`), runs
+(its random token batch, the library's default XLA setting unless `--xla`), runs
 `--warmup` steps, then records `--steps` steps with `tf.profiler` and sums the
 duration of every op the trace holds into parts of the step, by the op's name
 scope: each backbone's attention and feed-forward blocks, its embeddings, the
@@ -29,6 +29,12 @@ import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from pretraining_throughput import (  # noqa: E402 (the benchmarks folder is on the path)
+    FIRST_TOKEN_ID,
+    SPECIAL_IDS,
+    synthetic_data,
+)
 
 # (part, predicate on the lower-cased op name), first match wins.
 PARTS = (
@@ -84,7 +90,6 @@ def main() -> None:
     parser.add_argument("--xla", choices=("auto", "on", "off"), default="auto")
     args = parser.parse_args()
 
-    import numpy as np
     import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
@@ -100,19 +105,11 @@ def main() -> None:
     if args.vocab_size:
         config = config.replace(**{"model.vocab_size": args.vocab_size})
     vocab_size = config.model.vocab_size
-    special = {"pad_id": 0, "cls_id": 2, "sep_id": 3, "mask_id": 4}
-    model = ElectraPretrainer.from_config_object(config, special)
+    if vocab_size <= FIRST_TOKEN_ID:
+        raise SystemExit(f"--vocab-size must be above {FIRST_TOKEN_ID}.")
+    model = ElectraPretrainer.from_config_object(config, SPECIAL_IDS)
     model.compile(optimizer=create_optimizer(config), xla=xla)
-    rng = np.random.default_rng(0)
-    ids = rng.integers(5, vocab_size, size=(args.batch_size, args.seq_len))
-    ids = ids.astype("int32")
-    ids[:, 0], ids[:, -1] = 2, 3
-    batch = {
-        "token_ids": ids,
-        "segment_ids": np.zeros_like(ids),
-        "padding_mask": np.ones_like(ids),
-    }
-    data = tf.data.Dataset.from_tensors(batch).repeat()
+    data = synthetic_data(args.batch_size, args.seq_len, vocab_size)
     model.fit(data, steps_per_epoch=args.warmup, epochs=1, verbose=0)
     logdir = tempfile.mkdtemp(prefix="profile_step_")
     tf.profiler.experimental.start(logdir)

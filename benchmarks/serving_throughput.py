@@ -82,15 +82,29 @@ def _tokenization_share(text_call, ids_call, texts, seconds: float) -> float:
     return 1 - statistics.median(ids_times) / statistics.median(text_times)
 
 
-def _speed_ratio(bucketed, fixed, batch: int, seconds: float, rounds: int = 3):
-    """Median over rounds of sentences/s(bucketed) / sentences/s(fixed)
-    (any two calls: the first's speed over the second's)."""
+def _speed_ratio(first, second, batch: int, seconds: float, rounds: int = 3):
+    """Median over alternating rounds of sentences/s(first) / sentences/s(second)."""
     ratios = []
     for _ in range(rounds):
-        fast = _measure(bucketed, batch, seconds / rounds, 10**9)["sentences_per_s"]
-        slow = _measure(fixed, batch, seconds / rounds, 10**9)["sentences_per_s"]
+        fast = _measure(first, batch, seconds / rounds, 10**9)["sentences_per_s"]
+        slow = _measure(second, batch, seconds / rounds, 10**9)["sentences_per_s"]
         ratios.append(fast / slow)
     return statistics.median(ratios)
+
+
+def _loaded_call(path: str):
+    """A call of the `serving_default` signature of the export at `path`."""
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(path).signatures["serving_default"]
+    return lambda texts: signature(text=tf.constant(texts))
+
+
+def _print_speed_ratios(label, first, second, batch_sizes, seconds) -> None:
+    """One `<label>, in-process, batch N: R.RRx` line per batch size."""
+    for batch in batch_sizes:
+        ratio = _speed_ratio(first, second, batch, seconds)
+        print(f"{label}, in-process, batch {batch}: {ratio:.2f}x")
 
 
 def _export(
@@ -169,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     from electra_keras.serving.model_registry import ModelRegistry
     from electra_keras.serving.rest_server import RestServer
 
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     tmp = tempfile.TemporaryDirectory()
     fixed_path = bf16_path = None
     bf16 = args.bf16 == "on" or (
@@ -223,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|")
     shares = {}
     try:
-        for batch in [int(b) for b in args.batch_sizes.split(",")]:
+        for batch in batch_sizes:
             for name, call in paths.items():
                 r = _measure(call, batch, args.seconds, args.max_requests)
                 print(
@@ -240,31 +255,21 @@ def main(argv: list[str] | None = None) -> int:
                 f"in-graph tokenization share of in-process time, batch {batch}: {share:.1%}"
             )
         if fixed_path:
-            fixed = tf.saved_model.load(fixed_path).signatures["serving_default"]
-
-            def fixed_length(texts):
-                return fixed(text=tf.constant(texts))
-
-            for batch in [int(b) for b in args.batch_sizes.split(",")]:
-                ratio = _speed_ratio(in_process, fixed_length, batch, args.seconds)
-                print(
-                    f"bucketed / fixed-length padding, in-process, batch {batch}: "
-                    f"{ratio:.2f}x"
-                )
+            _print_speed_ratios(
+                "bucketed / fixed-length padding",
+                in_process,
+                _loaded_call(fixed_path),
+                batch_sizes,
+                args.seconds,
+            )
         if bf16_path:
-            bf16_signature = tf.saved_model.load(bf16_path).signatures[
-                "serving_default"
-            ]
-
-            def bf16_call(texts):
-                return bf16_signature(text=tf.constant(texts))
-
-            for batch in [int(b) for b in args.batch_sizes.split(",")]:
-                ratio = _speed_ratio(bf16_call, in_process, batch, args.seconds)
-                print(
-                    f"bfloat16 / float32 compute, in-process, batch {batch}: "
-                    f"{ratio:.2f}x"
-                )
+            _print_speed_ratios(
+                "bfloat16 / float32 compute",
+                _loaded_call(bf16_path),
+                in_process,
+                batch_sizes,
+                args.seconds,
+            )
         elif not args.saved_model:
             print(
                 "bfloat16 export not measured (this CPU has no native bf16; --bf16 on)"

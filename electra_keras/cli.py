@@ -196,7 +196,20 @@ def pretrain_config_from_args(args: argparse.Namespace):
         changes["lowercase"] = False
     if args.stop_on_collapse:
         changes["stop_on_collapse"] = True
-    for item in args.set:
+    return apply_changes(config, changes, args.set)
+
+
+def apply_changes(config, changes: dict, set_items: list[str]):
+    """`config` with field `changes` and `--set KEY=VALUE` items applied.
+
+    A warm-up that would not end before `train_steps` (a shortened run) is cut
+    to a tenth of the steps, unless the warm-up itself was set.
+
+    Raises:
+        ConfigError: an item without "=", or an unknown field.
+    """
+    changes = dict(changes)
+    for item in set_items:
         if "=" not in item:
             raise ConfigError(f"--set expects KEY=VALUE, got {item!r}.")
         key, value = item.split("=", 1)
