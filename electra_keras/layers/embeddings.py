@@ -3,6 +3,8 @@
 import keras
 from keras_hub.layers import PositionEmbedding, ReversibleEmbedding
 
+from electra_keras.layers.dropout import CounterDropout
+
 
 def electra_initializer(stddev: float = 0.02) -> keras.initializers.Initializer:
     """Truncated normal initializer used by BERT and ELECTRA."""
@@ -64,7 +66,7 @@ class ElectraEmbedding(keras.layers.Layer):
         self.layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="layer_norm"
         )
-        self.dropout_layer = keras.layers.Dropout(
+        self.dropout_layer = CounterDropout(
             dropout, dtype=self.dtype_policy, name="dropout"
         )
         # === Config ===

@@ -1,10 +1,10 @@
 """`ElectraBackbone`: embeddings, optional projection and a Transformer stack."""
 
 import keras
-from keras_hub.layers import TransformerEncoder
 
 from electra_keras.layers.activations import get_activation
 from electra_keras.layers.embeddings import ElectraEmbedding, electra_initializer
+from electra_keras.layers.transformer_encoder import ElectraTransformerEncoder
 
 
 @keras.saving.register_keras_serializable(package="electra_keras")
@@ -98,7 +98,7 @@ class ElectraBackbone(keras.Model):
                 name="embedding_projection",
             )
         self.transformer_layers = [
-            TransformerEncoder(
+            ElectraTransformerEncoder(
                 num_heads=num_heads,
                 intermediate_dim=intermediate_dim,
                 activation=get_activation(activation),

@@ -26,6 +26,7 @@ import numpy as np
 from electra_keras.config import ModelConfig
 from electra_keras.data.vocab import load_vocabulary
 from electra_keras.finetuning.optimizer import create_finetuning_optimizer
+from electra_keras.layers.dropout import CounterDropout
 from electra_keras.models.backbone import ElectraBackbone
 from electra_keras.models.classifier_preprocessor import (
     ElectraClassifierPreprocessor,
@@ -98,7 +99,7 @@ class ElectraClassifier(keras.Model):
 
         # === Layers ===
         self.backbone = backbone
-        self.output_dropout = keras.layers.Dropout(
+        self.output_dropout = CounterDropout(
             dropout, dtype=backbone.dtype_policy, name="output_dropout"
         )
         # The original's `tf.layers.dense(reprs, num_labels)`: Glorot uniform.

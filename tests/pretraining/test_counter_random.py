@@ -27,6 +27,22 @@ def test_seed_step_and_stream_change_the_numbers():
         assert not np.allclose(base, other)
 
 
+def test_seeded_bits_are_uniform_and_keyed_by_both_seed_words():
+    bits = np.asarray(counter_random.seeded_bits(np.array([3, 4]), 1 << 16))
+    assert bits.dtype == np.uint32 and bits.shape == (1 << 16,)
+    # Each of the 32 bit positions is set half of the time.
+    ones = (bits[:, None] >> np.arange(32, dtype="uint32")) & 1
+    assert np.abs(ones.mean(0) - 0.5).max() < 5 * np.sqrt(0.25 / bits.size)
+    again = np.asarray(counter_random.seeded_bits(np.array([3, 4]), 1 << 16))
+    np.testing.assert_array_equal(bits, again)
+    for seed in ([4, 4], [3, 5]):
+        other = np.asarray(counter_random.seeded_bits(np.array(seed), 1 << 16))
+        assert (other != bits).mean() > 0.99
+    # A seed word is taken modulo 2**32 (SeedGenerator states are int64).
+    wrapped = np.asarray(counter_random.seeded_bits(np.array([3 + 2**32, 4]), 8))
+    np.testing.assert_array_equal(wrapped, bits[:8])
+
+
 # Raw bit patterns at and next to the ends of the uint32 range, and around the
 # point where the kept high bits carry.
 _EXTREME_BITS = np.array(

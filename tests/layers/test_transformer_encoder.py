@@ -1,0 +1,75 @@
+import keras
+import numpy as np
+import tensorflow as tf
+from keras_hub.layers import TransformerEncoder
+
+from electra_keras.layers.dropout import CounterDropout
+from electra_keras.layers.transformer_encoder import ElectraTransformerEncoder
+from electra_keras.models.backbone import ElectraBackbone
+
+
+def _layers(layer):
+    return list(layer._flatten_layers(include_self=False, recursive=True))
+
+
+def test_every_dropout_is_a_counter_dropout_in_place():
+    layer = ElectraTransformerEncoder(intermediate_dim=8, num_heads=2, dropout=0.1)
+    layer.build((None, 5, 4))
+    dropouts = [d for d in _layers(layer) if isinstance(d, keras.layers.Dropout)]
+    assert len(dropouts) == 3
+    assert all(type(d) is CounterDropout and d.rate == 0.1 for d in dropouts)
+    names = {layer._self_attention_dropout.name, layer._feedforward_dropout.name}
+    assert names == {"self_attention_dropout", "feedforward_dropout"}
+    # Same sub-layer count as keras-hub's block: the old ones were replaced.
+    reference = TransformerEncoder(intermediate_dim=8, num_heads=2, dropout=0.1)
+    reference.build((None, 5, 4))
+    assert len(_layers(layer)) == len(_layers(reference))
+
+
+def test_same_outputs_as_keras_hub_block_with_the_same_weights():
+    x = np.random.default_rng(0).normal(size=(2, 5, 4)).astype("float32")
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], "int32")
+    ours = ElectraTransformerEncoder(intermediate_dim=8, num_heads=2, dropout=0.1)
+    reference = TransformerEncoder(intermediate_dim=8, num_heads=2, dropout=0.1)
+    ours(x, padding_mask=mask)
+    reference(x, padding_mask=mask)
+    ours.set_weights(reference.get_weights())
+    np.testing.assert_allclose(
+        np.asarray(ours(x, padding_mask=mask)),
+        np.asarray(reference(x, padding_mask=mask)),
+        atol=1e-6,
+    )
+    # In training the dropout masks differ, and fresh ones come every call.
+    first = np.asarray(ours(x, padding_mask=mask, training=True))
+    second = np.asarray(ours(x, padding_mask=mask, training=True))
+    assert not np.allclose(first, second)
+
+
+def test_config_round_trip():
+    layer = ElectraTransformerEncoder(intermediate_dim=8, num_heads=2, dropout=0.2)
+    restored = keras.layers.deserialize(keras.layers.serialize(layer))
+    assert isinstance(restored, ElectraTransformerEncoder)
+    assert restored.get_config() == layer.get_config()
+
+
+def test_backbone_training_step_under_xla_draws_no_philox_masks():
+    backbone = ElectraBackbone(
+        vocab_size=20,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=8,
+        intermediate_dim=16,
+        max_sequence_length=8,
+        dropout=0.1,
+    )
+    inputs = {
+        "token_ids": tf.ones((2, 8), tf.int32),
+        "segment_ids": tf.zeros((2, 8), tf.int32),
+        "padding_mask": tf.ones((2, 8), tf.int32),
+    }
+    step = tf.function(lambda x: backbone(x, training=True), jit_compile=True)
+    hlo = step.experimental_get_compiler_ir(inputs)(stage="hlo")
+    assert "StatelessRandom" not in hlo
+    # 2 layers x 3 dropouts + the embeddings' dropout.
+    dropouts = [d for d in _layers(backbone) if isinstance(d, keras.layers.Dropout)]
+    assert len(dropouts) == 7 and all(type(d) is CounterDropout for d in dropouts)
