@@ -10,7 +10,7 @@ builds the preset's `ElectraPretrainer` (BERT-sized vocabulary, 30,522), runs
 (tracing, XLA compilation) and times `--steps` more in the same `fit()`. Printed: tokens/s
 (batch x seq_len x steps / seconds), ms/step and the process's peak RSS. The
 last line, `tokens_per_s=<float> peak_rss_gb=<float>`, is the library's default
-XLA setting on this machine (`--xla auto`: off on CPU), the median over
+XLA setting on this machine (`--xla auto`: on for float32 on CPU), the median over
 `--repeats`.
 """
 

@@ -82,7 +82,7 @@ def _add_pretrain_parser(subparsers) -> None:
     p.add_argument(
         "--xla",
         choices=("on", "off", "auto"),
-        help="XLA for the train step (auto: on for GPU and TPU, off on CPU).",
+        help="XLA for the train step (auto: on for GPU and TPU, and on CPU in float32).",
     )
     p.add_argument(
         "--precision",

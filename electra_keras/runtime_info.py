@@ -1,7 +1,7 @@
 """One line that says what will run where, and the `electra-keras info` command.
 
 electra-keras info
-# Runtime: CPU (AMD EPYC, 2 cores), no GPU | precision float32 | XLA off
+# Runtime: CPU (AMD EPYC, 2 cores), no GPU | precision float32 | XLA on
 """
 
 from __future__ import annotations

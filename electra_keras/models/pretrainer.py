@@ -271,7 +271,7 @@ class ElectraPretrainer(ReplicaXlaStepMixin, keras.Model):
                 the `PretrainingConfig()` defaults for a model built without
                 a config), or any Keras optimizer.
             xla: XLA for the per-replica step; None: the config's `xla`
-                setting ("auto": on for GPU/TPU, off on CPU).
+                setting (`training.strategy.resolve_xla`).
             **kwargs: passed on (e.g. `steps_per_execution`, by default the
                 config's).
         """

@@ -51,8 +51,8 @@ class ReplicaXlaStepMixin:
 
         Args:
             optimizer: A Keras optimizer (see `training.optimizer`).
-            xla: Compile the forward + backward pass with XLA. None: True if a
-                GPU or TPU is present, False on CPU. `jit_compile=True/False`
+            xla: Compile the forward + backward pass with XLA. None: `--xla auto`
+                (`training.strategy.resolve_xla`). `jit_compile=True/False`
                 is accepted as a synonym.
             **kwargs: Passed to `keras.Model.compile` (e.g.
                 `steps_per_execution`). Losses and metrics are built in.

@@ -285,16 +285,25 @@ def accelerator_kind() -> str:
     return "cpu"
 
 
-def resolve_xla(setting: str, kind: str | None = None) -> bool:
+def resolve_xla(
+    setting: str, kind: str | None = None, precision: str | None = None
+) -> bool:
     """Turns the config's `xla` setting into whether to XLA-compile the step.
 
-    "auto" means on for GPU and TPU, off on CPU: on CPU, XLA was measured
-    about 35% slower for an ELECTRA-Small-shaped pretrainer on 2 cores (see
-    STACK_NOTES.md), and Keras' own `jit_compile="auto"` is off there too.
+    "auto" means on for GPU and TPU, and on CPU when the step runs in float32:
+    there the XLA step measured 1.25x (`tiny`) and 1.36x (`small`) the
+    throughput of the non-XLA one on 2 AMD EPYC cores, compilation included
+    within a few hundred steps (`benchmarks/pretraining_throughput.py`; before
+    dropout masks came from `CounterDropout` it was 4-6x slower). Under a
+    mixed policy on CPU it stays off: TensorFlow's kernels reach oneDNN's
+    bf16 (AMX) matmuls there, and XLA on CPU has not been measured against
+    them. Keras' own `jit_compile="auto"` is always off on CPU.
 
     Args:
         setting: "on", "off" or "auto".
         kind: Accelerator kind for "auto"; `accelerator_kind()` when None.
+        precision: Keras dtype policy name for "auto" on CPU; the global
+            policy when None.
 
     Returns:
         True to compile with XLA.
@@ -307,5 +316,8 @@ def resolve_xla(setting: str, kind: str | None = None) -> bool:
     if setting == "off":
         return False
     if setting == "auto":
-        return (kind or accelerator_kind()) in ("gpu", "tpu")
+        if (kind or accelerator_kind()) in ("gpu", "tpu"):
+            return True
+        policy = precision or keras.mixed_precision.global_policy().name
+        return policy == "float32"
     raise ConfigError(f"`xla` must be 'on', 'off' or 'auto', got {setting!r}.")

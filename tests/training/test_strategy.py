@@ -190,7 +190,7 @@ def test_accelerator_kind_on_this_machine():
     [
         ("on", "cpu", True),
         ("off", "gpu", False),
-        ("auto", "cpu", False),
+        ("auto", "cpu", True),
         ("auto", "gpu", True),
         ("auto", "tpu", True),
     ],
@@ -203,7 +203,15 @@ def test_resolve_xla_auto_uses_detected_kind(monkeypatch):
     monkeypatch.setattr(strategy_lib, "accelerator_kind", lambda: "gpu")
     assert resolve_xla("auto") is True
     monkeypatch.setattr(strategy_lib, "accelerator_kind", lambda: "cpu")
-    assert resolve_xla("auto") is False
+    assert resolve_xla("auto") is True
+    # On CPU, a mixed policy keeps TensorFlow's oneDNN kernels (no XLA).
+    assert resolve_xla("auto", precision="mixed_bfloat16") is False
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        assert resolve_xla("auto") is False
+        assert resolve_xla("auto", "gpu") is True
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
     with pytest.raises(ConfigError):
         resolve_xla("maybe")
 
