@@ -56,7 +56,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         dest="bucket_lengths",
         action="store_false",
         help="Pad every batch to the model's seq_len (default: to the smallest "
-        "of 16, 32, 64, ... seq_len that holds the batch's longest text).",
+        "of 8, 16, 24, 32, 48, 64, 96, ... seq_len that holds the batch's longest text).",
     )
     p.add_argument(
         "--compute-dtype",

@@ -3,6 +3,7 @@ edge cases (empty, whitespace, long, invalid UTF-8, zero rows), the vocabulary
 asset, the TF1 session loader (as TF Serving and `saved_model_cli run` load), the CLI.
 """
 
+import itertools
 import json
 import os
 import shutil
@@ -228,17 +229,24 @@ def test_token_ids_signature_matches_text_signature(exported):
 
 # === Padding: to the batch's bucket, not to seq_len ===
 def test_length_buckets():
-    assert length_buckets(128) == (16, 32, 64, 128)
-    assert length_buckets(100) == (16, 32, 64, 100)
-    assert length_buckets(16) == (16,)
-    assert length_buckets(12) == (12,)
+    assert length_buckets(128) == (8, 16, 24, 32, 48, 64, 96, 128)
+    assert length_buckets(100) == (8, 16, 24, 32, 48, 64, 96, 100)
+    assert length_buckets(512)[-4:] == (192, 256, 384, 512)
+    assert length_buckets(16) == (8, 16)
+    assert length_buckets(12) == (8, 12)
+    assert length_buckets(5) == (5,)
+    assert length_buckets(128, smallest=16) == (16, 32, 48, 64, 96, 128)
+    for seq_len in range(1, 600):
+        ladder = length_buckets(seq_len)
+        assert list(ladder) == sorted(set(ladder)) and ladder[-1] == seq_len
+        assert all(b <= 1.5 * a for a, b in itertools.pairwise(ladder[1:]))
     with pytest.raises(ValueError, match="positive"):
         length_buckets(0)
 
 
 def test_pack_inputs_pads_to_the_smallest_bucket_that_fits():
     special = {"cls_id": 2, "sep_id": 3, "pad_id": 0}
-    buckets = length_buckets(40)  # 16, 32, 40
+    buckets = (16, 32, 40)
 
     def ragged(lengths, token):
         values = tf.fill([sum(lengths)], tf.constant(token, tf.int32))
