@@ -5,7 +5,8 @@ from keras_hub.layers import TransformerEncoder
 
 from electra_keras.layers.dropout import CounterDropout
 from electra_keras.layers.transformer_encoder import ElectraTransformerEncoder
-from electra_keras.models.backbone import ElectraBackbone
+
+from conftest import tiny_backbone
 
 
 def _layers(layer):
@@ -53,15 +54,7 @@ def test_config_round_trip():
 
 
 def test_backbone_training_step_under_xla_draws_no_philox_masks():
-    backbone = ElectraBackbone(
-        vocab_size=20,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=8,
-        intermediate_dim=16,
-        max_sequence_length=8,
-        dropout=0.1,
-    )
+    backbone = tiny_backbone(20, num_layers=2, dropout=0.1)
     inputs = {
         "token_ids": tf.ones((2, 8), tf.int32),
         "segment_ids": tf.zeros((2, 8), tf.int32),
