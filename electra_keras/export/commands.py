@@ -66,6 +66,14 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         "with AMX or AVX512-BF16 and scores within about 1e-2 of float32; auto "
         "picks it when this machine has them.",
     )
+    p.add_argument(
+        "--graph",
+        choices=("fused", "keras"),
+        default="fused",
+        help="fused (default): the forward pass in fewer, larger ops (one "
+        "matmul for query/key/value, token 0 only in the last layer), scores "
+        "equal to float32 rounding; keras: the Keras model's own call.",
+    )
     p.set_defaults(handler=_export)
 
 
@@ -88,6 +96,7 @@ def _export(args: argparse.Namespace) -> int:
         pair=args.pair,
         bucket_lengths=args.bucket_lengths,
         compute_dtype=compute_dtype,
+        graph=args.graph,
     )
     from tensorflow.core.protobuf import saved_model_pb2
 

@@ -33,11 +33,17 @@ The directory follows TF Serving's layout: `<base_dir>/<name>/<version>/` with
 hidden temporary name and renamed into place at the end, so a server polling
 `<base_dir>/<name>` never sees half a model.
 
-`compute_dtype="bfloat16"` runs the model's matmuls in bfloat16 (weights
-stay float32 and are cast in the graph; scores, softmax and the outputs stay
-float32). That is faster only on a server CPU with native bf16 (AMX or
-AVX512-BF16; `resolve_compute_dtype("auto")` checks the exporting machine) and
-changes scores by about 1e-2.
+The model runs as `ClassifierGraph` (`inference_graph.py`): the same
+forward pass from the same weights in fewer, larger ops (one matmul for
+query, key and value; 2-D matmuls; token 0 only in the last layer), scores
+equal to the Keras model's to float32 rounding. `graph="keras"` exports the
+Keras model's own call instead.
+
+`compute_dtype="bfloat16"` runs the model's matmuls in bfloat16 (kernels
+saved in bfloat16; LayerNorm, softmax, scores and the outputs in float32).
+That is faster only on a server CPU with native bf16 (AMX or AVX512-BF16;
+`resolve_compute_dtype("auto")` checks the exporting machine) and changes
+scores by about 1e-2.
 
 Only core TensorFlow ops and four tensorflow-text ops (`SERVING_TF_TEXT_OPS`,
 all linked into TF Serving) appear in the graph; `tests/export` checks this.
@@ -59,6 +65,7 @@ import keras
 import tensorflow as tf
 
 from electra_keras.data.tokenizer import ElectraTokenizer
+from electra_keras.export.inference_graph import ClassifierGraph
 from electra_keras.export.warmup import (
     DEFAULT_WARMUP_TEXTS,
     WARMUP_FILENAME,
@@ -88,6 +95,9 @@ REPLACEMENT_CHAR = 0xFFFD
 
 _VERSION_RE = re.compile(r"^[0-9]+$")
 COMPUTE_DTYPES = ("auto", "float32", "bfloat16")
+# "fused": `ClassifierGraph` (fused attention projections, 2-D matmuls, token 0
+# only in the last layer); "keras": the Keras model's own call.
+GRAPHS = ("fused", "keras")
 
 
 def next_version(base_dir: str | os.PathLike, name: str) -> int:
@@ -258,9 +268,26 @@ class _ServingGraph:
         label_names: Sequence[str],
         pair: bool,
         bucket_lengths: bool = True,
+        compute_dtype: str = "float32",
+        graph: str = "fused",
     ) -> None:
         preprocessor = model.preprocessor
         self.model = model
+        # What the endpoints call for logits, and what the archive saves.
+        if graph == "fused":
+            self.forward = ClassifierGraph(model, compute_dtype)
+            self.tracked = [self.forward]
+        else:
+            keras_model = with_compute_dtype(model, compute_dtype)
+            self.forward = lambda inputs: keras_model(inputs, training=False)
+            # The model's variables (track() walks Keras layers). Not the
+            # preprocessor: its table holds the vocabulary as a constant,
+            # which the export must not carry.
+            self.tracked = [
+                layer
+                for layer in keras_model.layers
+                if layer is not keras_model.preprocessor and layer.weights
+            ]
         self.tokenizer = tokenizer
         self.label_names = [str(label) for label in label_names]
         self.is_regression = bool(model.is_regression)
@@ -286,7 +313,7 @@ class _ServingGraph:
         )
 
     def head(self, inputs: dict) -> dict[str, tf.Tensor]:
-        logits = tf.cast(self.model(inputs, training=False), tf.float32)
+        logits = tf.cast(self.forward(inputs), tf.float32)
         label_names = tf.constant(self.label_names, tf.string)
         if self.is_regression:
             scores = logits * self.label_scale
@@ -477,6 +504,7 @@ def export_classifier(
     pair: bool | None = None,
     bucket_lengths: bool = True,
     compute_dtype: str = "float32",
+    graph: str = "fused",
 ) -> str:
     """Writes `model` as a TF Serving SavedModel at `base_dir/name/version`.
 
@@ -500,6 +528,11 @@ def export_classifier(
             that holds its longest text (True), or always to `seq_len`.
         compute_dtype: "float32", "bfloat16" (matmuls in bf16, for servers
             with AMX or AVX512-BF16) or "auto" (`resolve_compute_dtype`).
+        graph: "fused" (default): the logits come from `ClassifierGraph`,
+            the same forward pass in fewer, larger ops (fused query/key/value
+            matmuls, token 0 only in the last layer; 1.25x the sentences/s
+            of "keras" at batch 1 and 1.12x at batch 32 on 2 AMD EPYC cores);
+            "keras": from the Keras model's own call.
 
     Returns:
         The version directory written.
@@ -525,6 +558,8 @@ def export_classifier(
     model_path = None
     if isinstance(model, (str, os.PathLike)):
         model_path = os.fspath(model)
+    if graph not in GRAPHS:
+        raise ValueError(f"Unknown graph {graph!r}; choose one of {', '.join(GRAPHS)}.")
     model = _load_model(model)
     label_names = _check_model(model)
     compute_dtype, _ = resolve_compute_dtype(compute_dtype)
@@ -544,14 +579,16 @@ def export_classifier(
             tokenizer = _ServingTokenizer(
                 vocab_path, vocabulary.vocabulary, bool(model.preprocessor.lowercase)
             )
-            graph = _ServingGraph(
-                with_compute_dtype(model, compute_dtype),
+            serving_graph = _ServingGraph(
+                model,
                 tokenizer,
                 label_names,
                 pair,
                 bucket_lengths,
+                compute_dtype=compute_dtype,
+                graph=graph,
             )
-            archive = _build_archive(graph)
+            archive = _build_archive(serving_graph)
             archive.write_out(work_dir, verbose=False)
         _set_method_names(work_dir, {CLASSIFY_SIGNATURE: CLASSIFY_METHOD_NAME})
         extra = os.path.join(work_dir, "assets.extra")
@@ -569,12 +606,9 @@ def export_classifier(
 
 def _build_archive(graph: _ServingGraph) -> Any:
     archive = keras.export.ExportArchive()
-    # The model's variables (track() walks Keras layers), and the vocabulary
-    # table with its asset. The preprocessor is not tracked: its table holds
-    # the vocabulary as a constant, which the export must not carry.
-    for layer in graph.model.layers:
-        if layer is not graph.model.preprocessor and layer.weights:
-            archive.track(layer)
+    # The weights the endpoints read, and the vocabulary table with its asset.
+    for resource in graph.tracked:
+        archive.track(resource)
     archive.track(graph.tokenizer.table)
     if graph.pair:
         archive.add_endpoint(

@@ -391,6 +391,33 @@ def test_unknown_compute_dtype_writes_nothing(tmp_path):
     assert not os.listdir(tmp_path)
 
 
+def test_unknown_graph_writes_nothing(tmp_path):
+    with pytest.raises(ValueError, match="Unknown graph 'fast'"):
+        export_classifier(tiny_classifier(), "m", base_dir=tmp_path, graph="fast")
+    assert not os.listdir(tmp_path)
+
+
+def _variable_count(path):
+    return len(tf.train.list_variables(os.path.join(path, "variables", "variables")))
+
+
+def test_fused_and_keras_graphs_score_alike(tmp_path):
+    model = tiny_classifier(num_labels=3)
+    fused = export_classifier(model, "m", base_dir=tmp_path)
+    keras_graph = export_classifier(model, "m", base_dir=tmp_path, graph="keras")
+    assert "Einsum" in _graph_ops(keras_graph)
+    assert "Einsum" not in _graph_ops(fused)
+    # The fused graph saves its own (fused) copies of the weights, not the
+    # Keras model's as well.
+    assert _variable_count(fused) < _variable_count(keras_graph)
+    expected = model.predict_texts(TEXTS)
+    for path in (fused, keras_graph):
+        out = serve(
+            tf.saved_model.load(path).signatures["serving_default"], text=strings(TEXTS)
+        )
+        np.testing.assert_allclose(out["scores"], expected, atol=1e-6)
+
+
 def _example(**features):
     return tf.train.Example(
         features=tf.train.Features(
@@ -526,8 +553,10 @@ def test_tf1_session_loader_and_cli(tmp_path, capsys):
     assert main(["export", "--model", model_path, "--name", "sentiment",
                  "--base-dir", base]) == 0  # fmt: skip
     assert main(["export", "--model", model_path, "--name", "sentiment",
-                 "--base-dir", base, "--version", "5"]) == 0  # fmt: skip
+                 "--base-dir", base, "--version", "5", "--graph", "keras"]) == 0  # fmt: skip
     assert sorted(os.listdir(os.path.join(base, "sentiment"))) == ["1", "5"]
+    assert "Einsum" in _graph_ops(os.path.join(base, "sentiment", "5"))
+    assert "Einsum" not in _graph_ops(os.path.join(base, "sentiment", "1"))
     assert main(["export", "--model", model_path, "--name", "sentiment",
                  "--base-dir", base, "--version", "5"]) == 2  # fmt: skip
 

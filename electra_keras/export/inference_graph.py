@@ -1,0 +1,277 @@
+"""An `ElectraClassifier`'s inference forward pass in plain TensorFlow ops, for export.
+
+The Keras model is written for training: separate query/key/value
+`EinsumDense` layers, rank-3 activations, dropout layers, masks merged to
+`[batch, length, length]`, every position computed to the last layer. A
+served classifier needs none of that. `ClassifierGraph` computes the same
+logits from the same weights with:
+
+- one `[hidden, 3 * hidden]` MatMul for query, key and value (the key-dim
+  scale folded into the query weights), on the activations kept as
+  `[batch * length, hidden]` matrices so every projection is a 2-D MatMul
+  with a `BiasAdd` (which Grappler fuses into one kernel);
+- the padding mask as one additive `[batch, 1, 1, length]` bias;
+- in the last layer, only token 0's query, attention output and
+  feed-forward: the head reads nothing else (the keys and values still
+  come from every token).
+
+Inference only (no dropout). Scores match the Keras model's to float32
+rounding (`tests/export/test_inference_graph.py`). With
+`compute_dtype="bfloat16"` the matmuls run in bfloat16 on bfloat16 copies of
+the kernels, with LayerNorm and softmax in float32, as Keras'
+`mixed_bfloat16` policy computes them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+# Added to the attention scores of padded keys (float32 scores).
+MASK_BIAS = -1e9
+_ACTIVATIONS = {
+    "gelu": lambda x: tf.nn.gelu(x, approximate=False),
+    "gelu_approximate": lambda x: tf.nn.gelu(x, approximate=True),
+    "relu": tf.nn.relu,
+}
+
+
+class _LayerNorm(tf.Module):
+    def __init__(self, layer: keras.layers.LayerNormalization, name: str) -> None:
+        super().__init__(name=name)
+        if not (layer.center and layer.scale):
+            raise ValueError(
+                f"{layer.name}: the export needs LayerNorm's gamma and beta."
+            )
+        self.gamma = tf.Variable(_value(layer.gamma), trainable=False, name="gamma")
+        self.beta = tf.Variable(_value(layer.beta), trainable=False, name="beta")
+        self.epsilon = float(layer.epsilon)
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        dtype = x.dtype
+        x = tf.cast(x, tf.float32)
+        mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
+        x = (x - mean) * tf.math.rsqrt(variance + self.epsilon) * self.gamma + self.beta
+        return tf.cast(x, dtype)
+
+
+def _value(variable) -> np.ndarray:
+    return np.asarray(keras.ops.convert_to_numpy(variable), np.float32)
+
+
+class _Dense(tf.Module):
+    """`x @ kernel + bias` on 2-D `x`, the kernel stored in the compute dtype."""
+
+    def __init__(self, kernel: np.ndarray, bias: np.ndarray, dtype, name: str) -> None:
+        super().__init__(name=name)
+        self.kernel = tf.Variable(
+            tf.cast(kernel, dtype), trainable=False, name="kernel"
+        )
+        self.bias = tf.Variable(tf.cast(bias, dtype), trainable=False, name="bias")
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.nn.bias_add(tf.matmul(x, self.kernel), self.bias)
+
+
+def _flat_dense(layer, dtype, name: str, scale: float = 1.0) -> _Dense:
+    """A `Dense` or `EinsumDense` (`[in, heads, size]` or `[heads, size, out]`)
+    as a 2-D `_Dense`, its kernel and bias multiplied by `scale`."""
+    kernel = _value(layer.kernel)
+    bias = _value(layer.bias)
+    if kernel.ndim == 3 and bias.ndim == 2:  # query/key/value: [in, heads, size]
+        kernel = kernel.reshape(kernel.shape[0], -1)
+        bias = bias.reshape(-1)
+    elif kernel.ndim == 3:  # attention output: [heads, size, out]
+        kernel = kernel.reshape(-1, kernel.shape[-1])
+    return _Dense(kernel * scale, bias * scale, dtype, name)
+
+
+def _concat_dense(parts: list[_Dense], dtype, name: str) -> _Dense:
+    kernel = np.concatenate([p.kernel.numpy().astype(np.float32) for p in parts], 1)
+    bias = np.concatenate([p.bias.numpy().astype(np.float32) for p in parts], 0)
+    return _Dense(kernel, bias, dtype, name)
+
+
+class _EncoderBlock(tf.Module):
+    """One post-LayerNorm Transformer block (keras-hub's `TransformerEncoder`)."""
+
+    def __init__(
+        self, layer, activation: str, dtype, first_token_only: bool, name: str
+    ) -> None:
+        super().__init__(name=name)
+        attention = layer._self_attention_layer
+        self.num_heads = int(attention.num_heads)
+        self.head_dim = int(attention.key_dim)
+        scale = 1.0 / math.sqrt(float(self.head_dim))
+        with self.name_scope:
+            query = _flat_dense(attention._query_dense, dtype, "query", scale)
+            key = _flat_dense(attention._key_dense, dtype, "key")
+            value = _flat_dense(attention._value_dense, dtype, "value")
+            self.first_token_only = first_token_only
+            if first_token_only:
+                self.query = query
+                self.key_value = _concat_dense([key, value], dtype, "key_value")
+            else:
+                self.query_key_value = _concat_dense(
+                    [query, key, value], dtype, "query_key_value"
+                )
+            self.attention_output = _flat_dense(
+                attention._output_dense, dtype, "attention_output"
+            )
+            self.attention_norm = _LayerNorm(
+                layer._self_attention_layer_norm, "attention_norm"
+            )
+            self.intermediate = _flat_dense(
+                layer._feedforward_intermediate_dense, dtype, "intermediate"
+            )
+            self.output_dense = _flat_dense(
+                layer._feedforward_output_dense, dtype, "output"
+            )
+            self.output_norm = _LayerNorm(layer._feedforward_layer_norm, "output_norm")
+        self.activation = _ACTIVATIONS[activation]
+
+    def _heads(self, x: tf.Tensor, batch: tf.Tensor, length) -> tf.Tensor:
+        """`[batch * length, heads * size]` -> `[batch, heads, length, size]`."""
+        x = tf.reshape(x, tf.stack([batch, length, self.num_heads, self.head_dim]))
+        return tf.transpose(x, [0, 2, 1, 3])
+
+    def __call__(
+        self, x: tf.Tensor, mask_bias: tf.Tensor, batch: tf.Tensor, length: tf.Tensor
+    ) -> tf.Tensor:
+        """`x`: `[batch * length, hidden]`; returns the same, or `[batch, hidden]`
+        (token 0 only) in the last block."""
+        hidden = self.num_heads * self.head_dim
+        if self.first_token_only:
+            residual = tf.reshape(x, tf.stack([batch, length, hidden]))[:, 0]
+            query = self._heads(self.query(residual), batch, 1)
+            key, value = tf.split(self.key_value(x), 2, axis=1)
+            query_length = 1
+        else:
+            residual = x
+            query, key, value = tf.split(self.query_key_value(x), 3, axis=1)
+            query = self._heads(query, batch, length)
+            query_length = length
+        key = self._heads(key, batch, length)
+        value = self._heads(value, batch, length)
+        scores = tf.matmul(query, key, transpose_b=True)
+        scores = tf.cast(scores, tf.float32) + mask_bias
+        probs = tf.cast(tf.nn.softmax(scores, axis=-1), value.dtype)
+        context = tf.transpose(tf.matmul(probs, value), [0, 2, 1, 3])
+        context = tf.reshape(context, tf.stack([batch * query_length, hidden]))
+        x = self.attention_norm(self.attention_output(context) + residual)
+        residual = x
+        x = self.output_dense(self.activation(self.intermediate(x)))
+        return self.output_norm(x + residual)
+
+
+class ClassifierGraph(tf.Module):
+    """An `ElectraClassifier`'s logits from `token_ids`, `segment_ids`,
+    `padding_mask`, in plain TF ops (see the module docstring).
+
+    The weights are copied (and the attention's fused) when this is built:
+    later changes to the Keras model do not reach it.
+
+    Args:
+        model: a built `ElectraClassifier`.
+        compute_dtype: "float32" or "bfloat16".
+    """
+
+    def __init__(self, model: keras.Model, compute_dtype: str = "float32") -> None:
+        super().__init__(name="classifier_graph")
+        if compute_dtype not in ("float32", "bfloat16"):
+            raise ValueError(
+                f"`compute_dtype` must be 'float32' or 'bfloat16', got {compute_dtype!r}."
+            )
+        backbone = model.backbone
+        if backbone.activation not in _ACTIVATIONS:
+            raise ValueError(
+                f"Cannot export activation {backbone.activation!r}; one of "
+                f"{', '.join(_ACTIVATIONS)}."
+            )
+        for layer in backbone.transformer_layers:
+            if layer.normalize_first:
+                raise ValueError(
+                    f"{layer.name} is pre-LayerNorm; the export computes "
+                    "ELECTRA's post-LayerNorm blocks."
+                )
+        self.compute_dtype = tf.as_dtype(compute_dtype)
+        embedding = backbone.embedding
+        with self.name_scope:
+            self.token_table = tf.Variable(
+                _value(embedding.token_embedding.embeddings),
+                trainable=False,
+                name="token_embedding",
+            )
+            self.position_table = tf.Variable(
+                _value(embedding.position_embedding.position_embeddings),
+                trainable=False,
+                name="position_embedding",
+            )
+            self.segment_table = tf.Variable(
+                _value(embedding.segment_embedding.embeddings),
+                trainable=False,
+                name="segment_embedding",
+            )
+            self.embedding_norm = _LayerNorm(embedding.layer_norm, "embedding_norm")
+            self.projection = None
+            if backbone.embedding_projection is not None:
+                self.projection = _flat_dense(
+                    backbone.embedding_projection,
+                    self.compute_dtype,
+                    "embedding_projection",
+                )
+            last = len(backbone.transformer_layers) - 1
+            self.blocks = [
+                _EncoderBlock(
+                    layer,
+                    backbone.activation,
+                    self.compute_dtype,
+                    first_token_only=index == last,
+                    name=f"transformer_layer_{index}",
+                )
+                for index, layer in enumerate(backbone.transformer_layers)
+            ]
+            self.head = _flat_dense(model.output_dense, self.compute_dtype, "logits")
+        self.hidden_dim = int(backbone.hidden_dim)
+        self.embedding_dim = int(backbone.embedding_dim)
+        self.max_sequence_length = int(backbone.max_sequence_length)
+
+    def __call__(self, inputs: dict[str, tf.Tensor]) -> tf.Tensor:
+        """float32 logits `[batch, num_labels]`.
+
+        Args:
+            inputs: int `token_ids`, `segment_ids`, `padding_mask`, each
+                `[batch, length]`, `length` at most `max_sequence_length`.
+        """
+        token_ids = tf.cast(inputs["token_ids"], tf.int32)
+        segment_ids = tf.cast(inputs["segment_ids"], tf.int32)
+        padding_mask = tf.cast(inputs["padding_mask"], tf.float32)
+        shape = tf.shape(token_ids)
+        batch, length = shape[0], shape[1]
+        check = tf.debugging.assert_less_equal(
+            length,
+            self.max_sequence_length,
+            message=f"Inputs are longer than the model's {self.max_sequence_length} "
+            "positions (max_sequence_length)",
+        )
+        with tf.control_dependencies([check]):
+            token_ids = tf.identity(token_ids)
+        x = (
+            tf.gather(self.token_table, token_ids)
+            + self.position_table[:length]
+            + tf.gather(self.segment_table, segment_ids)
+        )
+        # (Explicit widths: -1 cannot be inferred for a batch of zero rows.)
+        x = tf.reshape(x, tf.stack([batch * length, self.embedding_dim]))
+        x = tf.cast(self.embedding_norm(x), self.compute_dtype)
+        if self.projection is not None:
+            x = self.projection(x)
+        mask_bias = (1.0 - padding_mask[:, None, None, :]) * MASK_BIAS
+        if not self.blocks:  # no Transformer layer: token 0 of the embeddings
+            x = tf.reshape(x, tf.stack([batch, length, self.hidden_dim]))[:, 0]
+        for block in self.blocks:
+            x = block(x, mask_bias, batch, length)
+        return tf.cast(self.head(x), tf.float32)
