@@ -12,10 +12,12 @@ of in-process time spent in in-graph tokenization: 1 - t(serving_token_ids on
 pre-tokenized ids) / t(serving_default on text). Without --saved-model, a
 classifier with random weights is built from the preset and exported with
 `electra_keras.export.export_classifier` (weights do not change the speed),
-once as the library exports by default (each batch padded to the smallest
-length bucket that holds it) and once with `bucket_lengths=False` (padded to
-`seq_len`, the export before buckets); the last lines give the in-process
-speed of the first over the second per batch size, from alternating rounds.
+once as the library exports by default (`ClassifierGraph`, each batch padded
+to the smallest length bucket that holds it), once with `bucket_lengths=False`
+(padded to `seq_len`, the export before buckets) and once with
+`graph="keras"` (the Keras model's own call); the last lines give the
+in-process speed of the default over each of the others per batch size, from
+alternating rounds.
 With `--bf16 on` (default `auto`: on where the CPU has AMX or AVX512-BF16) it
 also exports the classifier with `compute_dtype="bfloat16"` and prints its
 in-process speed over the float32 export's, the same way.
@@ -82,7 +84,7 @@ def _tokenization_share(text_call, ids_call, texts, seconds: float) -> float:
     return 1 - statistics.median(ids_times) / statistics.median(text_times)
 
 
-def _speed_ratio(first, second, batch: int, seconds: float, rounds: int = 3):
+def _speed_ratio(first, second, batch: int, seconds: float, rounds: int = 7):
     """Median over alternating rounds of sentences/s(first) / sentences/s(second)."""
     ratios = []
     for _ in range(rounds):
@@ -109,7 +111,7 @@ def _print_speed_ratios(label, first, second, batch_sizes, seconds) -> None:
 
 def _export(
     preset: str, seq_len: int, base_dir: str, bf16: bool = False
-) -> tuple[str, str, str | None]:
+) -> tuple[str, str, str, str | None]:
     from electra_keras.config import get_preset
     from electra_keras.data.vocab import download_bert_vocabulary
     from electra_keras.export.saved_model import export_classifier
@@ -136,10 +138,12 @@ def _export(
         backbone, 2, label_names=["negative", "positive"], preprocessor=preprocessor
     )
     # The same weights: version 1 as the library exports by default, version
-    # 2 padded to seq_len (the export before length buckets), version 3 in bf16.
-    exports = [(1, True, "float32"), (2, False, "float32")]
+    # 2 padded to seq_len (the export before length buckets), version 3 the
+    # Keras model's own graph, version 4 in bf16.
+    exports = [(1, True, "float32", "fused"), (2, False, "float32", "fused")]
+    exports.append((3, True, "float32", "keras"))
     if bf16:
-        exports.append((3, True, "bfloat16"))
+        exports.append((4, True, "bfloat16", "fused"))
     paths = [
         export_classifier(
             model,
@@ -148,10 +152,11 @@ def _export(
             version=version,
             bucket_lengths=buckets,
             compute_dtype=dtype,
+            graph=graph,
         )
-        for version, buckets, dtype in exports
+        for version, buckets, dtype, graph in exports
     ]
-    return paths[0], paths[1], paths[2] if bf16 else None
+    return paths[0], paths[1], paths[2], paths[3] if bf16 else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,14 +190,14 @@ def main(argv: list[str] | None = None) -> int:
 
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     tmp = tempfile.TemporaryDirectory()
-    fixed_path = bf16_path = None
+    fixed_path = keras_path = bf16_path = None
     bf16 = args.bf16 == "on" or (
         args.bf16 == "auto" and resolve_compute_dtype("auto")[0] == "bfloat16"
     )
     if args.saved_model:
         path = args.saved_model
     else:
-        path, fixed_path, bf16_path = _export(
+        path, fixed_path, keras_path, bf16_path = _export(
             args.preset, args.seq_len, tmp.name, bf16=bf16
         )
     path = os.path.abspath(path)
@@ -259,6 +264,14 @@ def main(argv: list[str] | None = None) -> int:
                 "bucketed / fixed-length padding",
                 in_process,
                 _loaded_call(fixed_path),
+                batch_sizes,
+                args.seconds,
+            )
+        if keras_path:
+            _print_speed_ratios(
+                "fused / Keras graph",
+                in_process,
+                _loaded_call(keras_path),
                 batch_sizes,
                 args.seconds,
             )
