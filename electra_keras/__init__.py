@@ -3,7 +3,9 @@
 `import electra_keras` registers every model, layer and optimizer with
 `keras.saving`, so `keras.saving.load_model("classifier.keras")` works after it.
 When the process is the `electra-keras` command, TensorFlow is imported first
-with its start-up lines hidden (see `electra_keras.quiet_startup`).
+with its start-up lines hidden (see `electra_keras.quiet_startup`). Unless the
+environment sets `TF_CPU_ALLOCATOR_USE_BFC`, it also asks TensorFlow for its
+pooling CPU allocator (see `electra_keras.cpu_memory`).
 """
 
 __version__ = "0.1.0"
@@ -21,5 +23,12 @@ def _register() -> None:
     import electra_keras.training.optimizer  # noqa: F401
 
 
+def _pool_cpu_memory() -> None:
+    from electra_keras.cpu_memory import use_pooling_allocator
+
+    use_pooling_allocator()
+
+
+_pool_cpu_memory()
 _quiet_cli_startup()
 _register()
