@@ -3,6 +3,7 @@
     python benchmarks/pretraining_throughput.py                  # small, batch 32
     python benchmarks/pretraining_throughput.py --preset tiny --batch-size 32
     python benchmarks/pretraining_throughput.py --xla on --repeats 3
+    python benchmarks/pretraining_throughput.py --precision mixed_bfloat16 --xla off
 
 Each configuration runs in a fresh process (so peak RSS is its own): it
 builds the preset's `ElectraPretrainer` (BERT-sized vocabulary, 30,522), runs
@@ -10,8 +11,10 @@ builds the preset's `ElectraPretrainer` (BERT-sized vocabulary, 30,522), runs
 (tracing, XLA compilation) and times `--steps` more in the same `fit()`. Printed: tokens/s
 (batch x seq_len x steps / seconds), ms/step and the process's peak RSS. The
 last line, `tokens_per_s=<float> peak_rss_gb=<float>`, is the library's default
-XLA setting on this machine (`--xla auto`: on for float32 on CPU), the median over
-`--repeats`.
+XLA setting on this machine for `--precision` (`--xla auto`: on for float32 on
+CPU, off for mixed policies there), the median over `--repeats`. `--precision`
+is float32 unless given (the library's default; `auto` picks mixed_bfloat16 on
+CPUs with AMX or AVX512-BF16).
 """
 
 from __future__ import annotations
@@ -54,10 +57,14 @@ def _child(args: argparse.Namespace) -> None:
     from electra_keras.config import get_preset
     from electra_keras.models.pretrainer import ElectraPretrainer
     from electra_keras.training.optimizer import create_optimizer
+    from electra_keras.training.strategy import resolve_precision, set_mixed_precision
 
     config = get_preset(args.preset).replace(
         batch_size=args.batch_size, seq_len=args.seq_len, xla=args.xla
     )
+    policy, _ = resolve_precision(args.precision)
+    set_mixed_precision(policy)
+    config = config.replace(mixed_precision=policy)
     model = ElectraPretrainer.from_config_object(config, SPECIAL_IDS)
     model.compile(optimizer=create_optimizer(config), xla=args.xla == "on")
     data = synthetic_data(args.batch_size, args.seq_len, config.model.vocab_size)
@@ -96,7 +103,7 @@ def _child(args: argparse.Namespace) -> None:
 
 def _run(args: argparse.Namespace, xla: str) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), _CHILD_FLAG, "--xla", xla]
-    for name in ("preset", "batch_size", "seq_len", "steps", "warmup"):
+    for name in ("preset", "batch_size", "seq_len", "steps", "warmup", "precision"):
         cmd += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     env = dict(os.environ)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -117,6 +124,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--xla", choices=("on", "off", "both"), default="both")
+    parser.add_argument(
+        "--precision",
+        choices=("float32", "mixed_bfloat16", "mixed_float16", "auto"),
+        default="float32",
+        help="Keras dtype policy (the library's default is float32).",
+    )
     parser.add_argument(_CHILD_FLAG, action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -125,7 +138,8 @@ def main() -> None:
     settings = ("off", "on") if args.xla == "both" else (args.xla,)
     print(
         f"preset={args.preset} batch={args.batch_size} seq_len={args.seq_len} "
-        f"steps={args.steps} (after {args.warmup} warm-up) cpus={os.cpu_count()}"
+        f"steps={args.steps} (after {args.warmup} warm-up) cpus={os.cpu_count()} "
+        f"precision={args.precision}"
     )
     results = {}
     for xla in settings:
@@ -142,9 +156,10 @@ def main() -> None:
         print(f"  XLA on / off throughput ratio: {best['on'] / best['off']:.2f}")
     # Last line: the library's default on this machine (`--xla auto`).
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from electra_keras.training.strategy import resolve_xla
+    from electra_keras.training.strategy import resolve_precision, resolve_xla
 
-    default = "on" if resolve_xla("auto") else "off"
+    policy, _ = resolve_precision(args.precision)
+    default = "on" if resolve_xla("auto", precision=policy) else "off"
     if default not in results:
         results[default] = [_run(args, default)]
     runs = results[default]

@@ -88,6 +88,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--xla", choices=("auto", "on", "off"), default="auto")
+    parser.add_argument(
+        "--precision",
+        choices=("float32", "mixed_bfloat16", "mixed_float16", "auto"),
+        default="float32",
+    )
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -96,11 +101,17 @@ def main() -> None:
     from electra_keras.config import get_preset
     from electra_keras.models.pretrainer import ElectraPretrainer
     from electra_keras.training.optimizer import create_optimizer
-    from electra_keras.training.strategy import resolve_xla
+    from electra_keras.training.strategy import (
+        resolve_precision,
+        resolve_xla,
+        set_mixed_precision,
+    )
 
-    xla = resolve_xla(args.xla)
+    policy, _ = resolve_precision(args.precision)
+    set_mixed_precision(policy)
+    xla = resolve_xla(args.xla, precision=policy)
     config = get_preset(args.preset).replace(
-        batch_size=args.batch_size, seq_len=args.seq_len
+        batch_size=args.batch_size, seq_len=args.seq_len, mixed_precision=policy
     )
     if args.vocab_size:
         config = config.replace(**{"model.vocab_size": args.vocab_size})
@@ -135,7 +146,8 @@ def main() -> None:
     total = sum(totals.values())
     print(
         f"preset={args.preset} vocab={vocab_size} batch={args.batch_size} "
-        f"seq_len={args.seq_len} xla={'on' if xla else 'off'} steps={args.steps}"
+        f"seq_len={args.seq_len} xla={'on' if xla else 'off'} precision={policy} "
+        f"steps={args.steps}"
     )
     print(f"{'part':40s} {'share':>7s} {'ms/step':>9s}")
     for part, ms in totals.most_common():
