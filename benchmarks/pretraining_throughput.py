@@ -116,6 +116,9 @@ def _run(args: argparse.Namespace, xla: str) -> dict:
 
 
 def main() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads
+    from electra_keras.config import PRECISION_CHOICES
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default="small")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -126,7 +129,7 @@ def main() -> None:
     parser.add_argument("--xla", choices=("on", "off", "both"), default="both")
     parser.add_argument(
         "--precision",
-        choices=("float32", "mixed_bfloat16", "mixed_float16", "auto"),
+        choices=PRECISION_CHOICES,
         default="float32",
         help="Keras dtype policy (the library's default is float32).",
     )
@@ -155,7 +158,6 @@ def main() -> None:
         best = {k: max(r["tokens_per_s"] for r in v) for k, v in results.items()}
         print(f"  XLA on / off throughput ratio: {best['on'] / best['off']:.2f}")
     # Last line: the library's default on this machine (`--xla auto`).
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from electra_keras.training.strategy import resolve_precision, resolve_xla
 
     policy, _ = resolve_precision(args.precision)

@@ -36,6 +36,8 @@ from pretraining_throughput import (  # noqa: E402 (the benchmarks folder is on 
     synthetic_data,
 )
 
+from electra_keras.config import PRECISION_CHOICES  # noqa: E402
+
 # (part, predicate on the lower-cased op name), first match wins.
 PARTS = (
     ("input pipeline", lambda n: "iteratorgetnext" in n or n.startswith("iterator")),
@@ -90,7 +92,7 @@ def main() -> None:
     parser.add_argument("--xla", choices=("auto", "on", "off"), default="auto")
     parser.add_argument(
         "--precision",
-        choices=("float32", "mixed_bfloat16", "mixed_float16", "auto"),
+        choices=PRECISION_CHOICES,
         default="float32",
     )
     args = parser.parse_args()
