@@ -78,6 +78,14 @@ def part_of(name: str) -> str | None:
     return "other (masking, scatter, losses, metrics)"
 
 
+def op_type(name: str) -> str:
+    """The op type of an op event (`scope/name:MatMul` -> `MatMul`); XLA
+    kernels (`..._fusion`) count as `XLA fusion`."""
+    if ":" in name:
+        return name.rsplit(":", 1)[1]
+    return "XLA fusion"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n")[0],
@@ -90,6 +98,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--xla", choices=("auto", "on", "off"), default="auto")
+    parser.add_argument(
+        "--top-ops",
+        type=int,
+        default=15,
+        help="Also print the op types that took the most time (0: none).",
+    )
     parser.add_argument(
         "--precision",
         choices=PRECISION_CHOICES,
@@ -136,6 +150,7 @@ def main() -> None:
     with open(path[-1], "rb") as f:
         space.ParseFromString(f.read())
     totals: collections.Counter = collections.Counter()
+    by_type: collections.Counter = collections.Counter()
     for plane in space.planes:
         if not plane.name.startswith("/host:CPU"):
             continue
@@ -145,6 +160,7 @@ def main() -> None:
                 part = part_of(name)
                 if part is not None:
                     totals[part] += event.duration_ps / 1e9  # ms
+                    by_type[op_type(name)] += event.duration_ps / 1e9
     total = sum(totals.values())
     print(
         f"preset={args.preset} vocab={vocab_size} batch={args.batch_size} "
@@ -154,6 +170,10 @@ def main() -> None:
     print(f"{'part':40s} {'share':>7s} {'ms/step':>9s}")
     for part, ms in totals.most_common():
         print(f"{part:40s} {ms / total:7.1%} {ms / args.steps:9.1f}")
+    if args.top_ops:
+        print(f"{'op type':40s} {'share':>7s} {'ms/step':>9s}")
+        for op, ms in by_type.most_common(args.top_ops):
+            print(f"{op:40s} {ms / total:7.1%} {ms / args.steps:9.1f}")
     print(
         f"summed op time {total / args.steps:.1f} ms/step; "
         f"wall {1000 * wall / args.steps:.1f} ms/step"

@@ -51,6 +51,7 @@ def describe_devices(gpus: list[str] | None = None) -> str:
 
     Args:
         gpus: GPU names (default: the visible GPUs).
+        xla_reason: why XLA is on or off, shown after it in parentheses.
     """
     gpus = gpu_names() if gpus is None else gpus
     cpu = f"CPU ({cpu_name()}, {cpu_cores()} cores)"
@@ -69,6 +70,7 @@ def runtime_line(
     xla: bool | None = None,
     replicas: int | None = None,
     gpus: list[str] | None = None,
+    xla_reason: str = "",
 ) -> str:
     """The start-up line: devices [| replicas] [| precision] [| XLA].
 
@@ -77,6 +79,7 @@ def runtime_line(
         xla: whether the step is XLA-compiled (omitted when None).
         replicas: training replicas (omitted when None).
         gpus: GPU names (default: the visible GPUs).
+        xla_reason: why XLA is on or off, shown after it in parentheses.
     """
     parts = [f"Runtime: {describe_devices(gpus)}"]
     if replicas is not None:
@@ -84,7 +87,8 @@ def runtime_line(
     if precision is not None:
         parts.append(f"precision {precision}")
     if xla is not None:
-        parts.append(f"XLA {'on' if xla else 'off'}")
+        reason = f" ({xla_reason})" if xla_reason else ""
+        parts.append(f"XLA {'on' if xla else 'off'}{reason}")
     return " | ".join(parts)
 
 
@@ -110,10 +114,11 @@ def _info(args: argparse.Namespace) -> int:
     import tensorflow as tf
 
     from electra_keras import __version__
-    from electra_keras.training.strategy import resolve_xla
+    from electra_keras.training.strategy import resolve_xla_with_reason
 
     precision = keras.mixed_precision.global_policy().name
-    print(runtime_line(precision=precision, xla=resolve_xla("auto")), flush=True)
+    xla, why = resolve_xla_with_reason("auto")
+    print(runtime_line(precision=precision, xla=xla, xla_reason=why), flush=True)
     print(
         f"electra-keras {__version__}, TensorFlow {tf.__version__}, "
         f"Keras {keras.__version__}",

@@ -136,12 +136,15 @@ def run_pretraining(
     # optimizer get the policy it resolves to on this machine.
     policy, why = strategy_lib.resolve_precision(config.mixed_precision)
     strategy_lib.set_mixed_precision(policy)
-    xla = strategy_lib.resolve_xla(config.xla)
+    xla, xla_why = strategy_lib.resolve_xla_with_reason(config.xla)
     from electra_keras.runtime_info import runtime_line
 
     print(
         runtime_line(
-            precision=f"{policy} ({why})" if why else policy, xla=xla, replicas=replicas
+            precision=f"{policy} ({why})" if why else policy,
+            xla=xla,
+            replicas=replicas,
+            xla_reason=xla_why,
         ),
         flush=True,
     )

@@ -285,19 +285,43 @@ def accelerator_kind() -> str:
     return "cpu"
 
 
-def resolve_xla(
-    setting: str, kind: str | None = None, precision: str | None = None
-) -> bool:
+def onednn_enabled() -> bool:
+    """Whether TensorFlow runs its oneDNN CPU kernels in this process.
+
+    TensorFlow decides at start-up: `TF_ENABLE_ONEDNN_OPTS` when set, else on
+    for x86 CPUs with AVX-512 VNNI/BF16 or AMX (the "oneDNN custom operations
+    are on" banner). Falls back to the environment variable where TensorFlow's
+    internal query is unavailable.
+    """
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):
+        value = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip().lower()
+        return value in ("1", "true", "yes", "on")
+
+
+def resolve_xla_with_reason(
+    setting: str,
+    kind: str | None = None,
+    precision: str | None = None,
+    onednn: bool | None = None,
+) -> tuple[bool, str]:
     """Turns the config's `xla` setting into whether to XLA-compile the step.
 
-    "auto" means on for GPU and TPU, and on CPU when the step runs in float32:
-    there the XLA step measured 1.25x (`tiny`) and 1.36x (`small`) the
-    throughput of the non-XLA one on 2 AMD EPYC cores, compilation included
-    within a few hundred steps (`benchmarks/pretraining_throughput.py`; before
-    dropout masks came from `CounterDropout` it was 4-6x slower). Under a
-    mixed policy on CPU it stays off: TensorFlow's kernels reach oneDNN's
-    native bf16 matmuls there and XLA's CPU backend does not (on 2 AMD EPYC
-    Zen 5 cores with AVX512-BF16: 700-750 against 280-330 GFLOP/s for a
+    "auto" means on for GPU and TPU. On CPU it is on only for float32 steps
+    where TensorFlow's oneDNN kernels are off (CPUs without AVX-512 VNNI/BF16
+    or AMX): there the XLA step measured 1.25x (`tiny`) and 1.36x (`small`)
+    the throughput of the non-XLA one on 2 AMD EPYC cores, compilation
+    included within a few hundred steps (`benchmarks/pretraining_throughput.py`;
+    before dropout masks came from `CounterDropout` it was 4-6x slower).
+    Where oneDNN is on, XLA gains little and costs memory: the `small` float32
+    step ran 1.03x (2 AMD EPYC Zen 5 cores) and 1.00x (Zen 4) as fast with XLA,
+    at 4.7 against 3.2 GiB peak RSS, and `tiny` 1.10x at 1.85 against 1.45 GiB
+    (Zen 4). Under a mixed policy on CPU it stays off: TensorFlow's kernels
+    reach oneDNN's native bf16 matmuls there and XLA's CPU backend does not (on
+    Zen 5 with AVX512-BF16: 700-750 against 280-330 GFLOP/s for a
     `[4096, 256] x [256, 1024]` bf16 matmul, and the `small` bf16 step ran
     3,119 tokens/s without XLA against 2,372 with it). Keras' own
     `jit_compile="auto"` is always off on CPU.
@@ -307,6 +331,48 @@ def resolve_xla(
         kind: Accelerator kind for "auto"; `accelerator_kind()` when None.
         precision: Keras dtype policy name for "auto" on CPU; the global
             policy when None.
+        onednn: Whether oneDNN kernels are on, for "auto" on CPU;
+            `onednn_enabled()` when None.
+
+    Returns:
+        `(xla, reason)`: True to compile with XLA, and a short phrase for the
+        runtime line ("" for an explicit setting).
+
+    Raises:
+        ConfigError: Unknown setting.
+    """
+    if setting == "on":
+        return True, ""
+    if setting == "off":
+        return False, ""
+    if setting != "auto":
+        raise ConfigError(f"`xla` must be 'on', 'off' or 'auto', got {setting!r}.")
+    kind = kind or accelerator_kind()
+    if kind in ("gpu", "tpu"):
+        return True, f"auto: {kind.upper()}"
+    policy = precision or keras.mixed_precision.global_policy().name
+    if policy != "float32":
+        return False, f"auto: {policy} on CPU uses oneDNN's bf16 kernels"
+    if onednn_enabled() if onednn is None else onednn:
+        return False, "auto: oneDNN kernels on this CPU"
+    return True, "auto: float32 on CPU without oneDNN"
+
+
+def resolve_xla(
+    setting: str,
+    kind: str | None = None,
+    precision: str | None = None,
+    onednn: bool | None = None,
+) -> bool:
+    """Whether to XLA-compile the step (`resolve_xla_with_reason`, no reason).
+
+    Args:
+        setting: "on", "off" or "auto".
+        kind: Accelerator kind for "auto"; `accelerator_kind()` when None.
+        precision: Keras dtype policy name for "auto" on CPU; the global
+            policy when None.
+        onednn: Whether oneDNN kernels are on, for "auto" on CPU;
+            `onednn_enabled()` when None.
 
     Returns:
         True to compile with XLA.
@@ -314,13 +380,4 @@ def resolve_xla(
     Raises:
         ConfigError: Unknown setting.
     """
-    if setting == "on":
-        return True
-    if setting == "off":
-        return False
-    if setting == "auto":
-        if (kind or accelerator_kind()) in ("gpu", "tpu"):
-            return True
-        policy = precision or keras.mixed_precision.global_policy().name
-        return policy == "float32"
-    raise ConfigError(f"`xla` must be 'on', 'off' or 'auto', got {setting!r}.")
+    return resolve_xla_with_reason(setting, kind, precision, onednn)[0]
