@@ -35,17 +35,28 @@ def _upstream(args, upstream):
     return args[0] if upstream is None else upstream
 
 
-def _gelu_exact_derivative(x):
+def gelu_exact_value_and_derivative(x):
+    """`(gelu(x), gelu'(x))` of the exact GELU, from erf (the forward uses erfc)."""
     cdf = 0.5 * (1.0 + ops.erf(x * _SQRT_HALF))
     pdf = ops.exp(-0.5 * ops.square(x)) * _INV_SQRT_2PI
-    return cdf + x * pdf
+    return x * cdf, cdf + x * pdf
 
 
-def _gelu_tanh_derivative(x):
+def gelu_tanh_value_and_derivative(x):
+    """`(gelu(x), gelu'(x))` of the tanh-approximate GELU."""
     square = ops.square(x)
     t = ops.tanh(_SQRT_2_OVER_PI * x * (1.0 + _TANH_CUBIC * square))
     du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _TANH_CUBIC * square)
-    return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - ops.square(t)) * du
+    half_one_plus_t = 0.5 * (1.0 + t)
+    return x * half_one_plus_t, half_one_plus_t + 0.5 * x * (1.0 - ops.square(t)) * du
+
+
+def _gelu_exact_derivative(x):
+    return gelu_exact_value_and_derivative(x)[1]
+
+
+def _gelu_tanh_derivative(x):
+    return gelu_tanh_value_and_derivative(x)[1]
 
 
 @keras.ops.custom_gradient

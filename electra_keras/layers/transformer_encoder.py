@@ -1,9 +1,11 @@
-"""keras-hub's transformer encoder block with hash-based dropout."""
+"""keras-hub's transformer encoder block with hash-based dropout and a lean GELU."""
 
 import keras
 from keras_hub.layers import TransformerEncoder
 
+from electra_keras.layers import activations
 from electra_keras.layers.dropout import CounterDropout
+from electra_keras.layers.gelu_dense import GeluInputDense
 
 
 def _use_counter_dropout(owner: keras.layers.Layer, attribute: str) -> None:
@@ -27,6 +29,33 @@ def _use_counter_dropout(owner: keras.layers.Layer, attribute: str) -> None:
     setattr(owner, attribute, new)
 
 
+def _move_gelu_into_output_dense(block: TransformerEncoder) -> None:
+    """Applies the feed-forward GELU in the output projection instead of the
+    intermediate one (`GeluInputDense`), so the backward pass keeps one
+    `[..., intermediate_dim]` tensor instead of two. No-op for other
+    activations. The layers keep their weights, names and places: the output
+    projection only changes class (the subclass adds no variables).
+    """
+    first = block._feedforward_intermediate_dense
+    second = block._feedforward_output_dense
+    approximate = {activations.gelu: False, activations.gelu_approximate: True}.get(
+        first.activation
+    )
+    if approximate is None:
+        return
+    if type(second) is not keras.layers.Dense or second.activation not in (
+        None,
+        keras.activations.linear,
+    ):
+        raise TypeError(
+            "Expected keras-hub's feed-forward output to be a linear "
+            f"keras.layers.Dense, got {type(second).__name__}."
+        )
+    first.activation = keras.activations.linear
+    second.__class__ = GeluInputDense
+    second.approximate = approximate
+
+
 @keras.saving.register_keras_serializable(package="electra_keras")
 class ElectraTransformerEncoder(TransformerEncoder):
     """`keras_hub.layers.TransformerEncoder` whose three dropouts are `CounterDropout`.
@@ -40,6 +69,7 @@ class ElectraTransformerEncoder(TransformerEncoder):
 
     def build(self, inputs_shape):
         super().build(inputs_shape)
+        _move_gelu_into_output_dense(self)
         _use_counter_dropout(self._self_attention_layer, "_dropout_layer")
         _use_counter_dropout(self, "_self_attention_dropout")
         _use_counter_dropout(self, "_feedforward_dropout")

@@ -1,9 +1,12 @@
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 from keras_hub.layers import TransformerEncoder
 
+from electra_keras.layers.activations import get_activation
 from electra_keras.layers.dropout import CounterDropout
+from electra_keras.layers.gelu_dense import GeluInputDense
 from electra_keras.layers.transformer_encoder import ElectraTransformerEncoder
 
 from conftest import tiny_backbone
@@ -66,3 +69,42 @@ def test_backbone_training_step_under_xla_draws_no_philox_masks():
     # 2 layers x 3 dropouts + the embeddings' dropout.
     dropouts = [d for d in _layers(backbone) if isinstance(d, keras.layers.Dropout)]
     assert len(dropouts) == 7 and all(type(d) is CounterDropout for d in dropouts)
+
+
+@pytest.mark.parametrize("name", ["gelu", "gelu_approximate"])
+def test_gelu_block_moves_the_gelu_into_the_output_projection(name):
+    x = np.random.default_rng(0).normal(size=(2, 5, 4)).astype("float32")
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], "int32")
+    kwargs = dict(intermediate_dim=8, num_heads=2, activation=get_activation(name))
+    ours = ElectraTransformerEncoder(**kwargs)
+    reference = TransformerEncoder(**kwargs)
+    ours(x, padding_mask=mask)
+    reference(x, padding_mask=mask)
+    assert type(ours._feedforward_output_dense) is GeluInputDense
+    assert ours._feedforward_output_dense.approximate is (name == "gelu_approximate")
+    assert ours._feedforward_intermediate_dense.activation is keras.activations.linear
+    # Same weights in the same order as keras-hub's block, same outputs and
+    # gradients.
+    assert [w.path for w in ours.weights] == [
+        w.path.replace(reference.name, ours.name) for w in reference.weights
+    ]
+    ours.set_weights(reference.get_weights())
+    x = tf.constant(x)
+
+    def gradients(block):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = block(x, padding_mask=mask)
+            loss = tf.reduce_sum(tf.sin(3 * y))
+        return [y] + tape.gradient(loss, [x] + block.trainable_weights)
+
+    for got, want in zip(gradients(ours), gradients(reference), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_relu_block_keeps_keras_hub_feedforward():
+    layer = ElectraTransformerEncoder(
+        intermediate_dim=8, num_heads=2, activation="relu"
+    )
+    layer.build((None, 5, 4))
+    assert type(layer._feedforward_output_dense) is keras.layers.Dense
