@@ -82,7 +82,8 @@ def _add_pretrain_parser(subparsers) -> None:
     p.add_argument(
         "--xla",
         choices=("on", "off", "auto"),
-        help="XLA for the train step (auto: on for GPU and TPU, and on CPU in float32).",
+        help="XLA for the train step (auto: on for GPU and TPU, and on CPU for "
+        "float32 steps where TensorFlow's oneDNN kernels are off).",
     )
     p.add_argument(
         "--precision",

@@ -143,7 +143,7 @@ class PretrainingConfig:
     seed: int = 0  # Seed of masking, sampling and data order.
     strategy: str = "default"  # default | mirrored | multi_worker | tpu.
     num_cpu_replicas: int = 0  # mirrored on CPU: logical devices (0: off).
-    xla: str = "auto"  # "on", "off" or "auto" (on for GPU/TPU; CPU: float32 only).
+    xla: str = "auto"  # "on", "off" or "auto" (GPU/TPU; CPU: float32 without oneDNN).
     # auto | float32 | mixed_bfloat16 | mixed_float16. "auto": bf16 where the
     # hardware computes it natively (AMX / AVX512-BF16 CPUs, GPUs of compute
     # capability >= 8.0, TPUs), float32 elsewhere.
