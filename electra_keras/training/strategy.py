@@ -364,20 +364,6 @@ def resolve_xla(
     precision: str | None = None,
     onednn: bool | None = None,
 ) -> bool:
-    """Whether to XLA-compile the step (`resolve_xla_with_reason`, no reason).
-
-    Args:
-        setting: "on", "off" or "auto".
-        kind: Accelerator kind for "auto"; `accelerator_kind()` when None.
-        precision: Keras dtype policy name for "auto" on CPU; the global
-            policy when None.
-        onednn: Whether oneDNN kernels are on, for "auto" on CPU;
-            `onednn_enabled()` when None.
-
-    Returns:
-        True to compile with XLA.
-
-    Raises:
-        ConfigError: Unknown setting.
-    """
+    """Whether to XLA-compile the step: `resolve_xla_with_reason` (same
+    arguments and errors) without the reason."""
     return resolve_xla_with_reason(setting, kind, precision, onednn)[0]
