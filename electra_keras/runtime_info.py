@@ -51,7 +51,6 @@ def describe_devices(gpus: list[str] | None = None) -> str:
 
     Args:
         gpus: GPU names (default: the visible GPUs).
-        xla_reason: why XLA is on or off, shown after it in parentheses.
     """
     gpus = gpu_names() if gpus is None else gpus
     cpu = f"CPU ({cpu_name()}, {cpu_cores()} cores)"

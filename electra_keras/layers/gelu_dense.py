@@ -1,22 +1,9 @@
 """A dense layer that applies the GELU to its own input, keeping only that input."""
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 from electra_keras.layers import activations
-
-
-def _after(x, dependency):
-    """`x`, read only once `dependency` exists.
-
-    A gradient function's ops that depend on forward tensors alone are ready
-    during the forward pass, and TensorFlow's executor runs an op as soon as
-    it is ready: recomputed values would then be computed early and held
-    until the backward pass, which is what recomputing is meant to avoid.
-    """
-    with tf.control_dependencies([dependency]):
-        return tf.identity(x)
 
 
 def _recompute(approximate: bool, x):
@@ -35,8 +22,9 @@ def _gelu_dense(approximate: bool):
         outputs = ops.add(ops.matmul(y, kernel), bias)
 
         def grad(*args, upstream=None):
-            upstream = args[0] if upstream is None else upstream
-            value, derivative = _recompute(approximate, _after(x, upstream))
+            upstream = activations.upstream_gradient(args, upstream)
+            late_x = activations.after_upstream(x, upstream)
+            value, derivative = _recompute(approximate, late_x)
             units = ops.shape(kernel)
             flat_value = ops.reshape(value, (-1, units[0]))
             flat_upstream = ops.reshape(upstream, (-1, units[1]))

@@ -92,3 +92,28 @@ def test_gelu_gradient_keeps_only_its_input():
     # Autodiff of tf.nn.gelu multiplies the upstream gradient by erfc's output;
     # here only the forward product reads it.
     assert len(consumers) == 1, consumers
+
+
+def test_gelu_derivative_waits_for_the_upstream_gradient():
+    """Without the ordering, TensorFlow would compute the derivative during
+    the forward pass (its only input is `x`) and hold it until the backward."""
+    import tensorflow as tf
+
+    @tf.function
+    def step(x, upstream):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = get_activation("gelu")(x)
+        return tape.gradient(y, x, output_gradients=upstream)
+
+    spec = tf.TensorSpec([8], tf.float32)
+    graph = step.get_concrete_function(spec, spec).graph
+    (erf,) = [op for op in graph.get_operations() if op.type == "Erf"]
+    seen, stack = set(), [erf]
+    while stack:
+        op = stack.pop()
+        if op.name not in seen:
+            seen.add(op.name)
+            stack.extend(t.op for t in op.inputs)
+            stack.extend(op.control_inputs)
+    assert graph.inputs[1].op.name in seen
