@@ -25,6 +25,7 @@ import argparse
 import collections
 import glob
 import os
+import re
 import tempfile
 import time
 
@@ -86,6 +87,15 @@ def op_type(name: str) -> str:
     return "XLA fusion"
 
 
+def folded_name(name: str) -> str:
+    """An op event's name with layer and op numbers folded
+    (`transformer_layer_3/add_1:AddV2` -> `transformer_layer_#/add_#:AddV2`,
+    call wrappers dropped),
+    so the same op of every layer sums into one row."""
+    name = re.sub(r"^((Stateful)?PartitionedCall/)+", "", name)
+    return re.sub(r"_\d+(?=[/:_]|$)", "_#", name)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n")[0],
@@ -103,6 +113,13 @@ def main() -> None:
         type=int,
         default=15,
         help="Also print the op types that took the most time (0: none).",
+    )
+    parser.add_argument(
+        "--top-names",
+        type=int,
+        default=0,
+        help="Also print the op names that took the most time, layer numbers "
+        "folded together (0: none).",
     )
     parser.add_argument(
         "--precision",
@@ -151,6 +168,7 @@ def main() -> None:
         space.ParseFromString(f.read())
     totals: collections.Counter = collections.Counter()
     by_type: collections.Counter = collections.Counter()
+    by_name: collections.Counter = collections.Counter()
     for plane in space.planes:
         if not plane.name.startswith("/host:CPU"):
             continue
@@ -161,6 +179,7 @@ def main() -> None:
                 if part is not None:
                     totals[part] += event.duration_ps / 1e9  # ms
                     by_type[op_type(name)] += event.duration_ps / 1e9
+                    by_name[folded_name(name)] += event.duration_ps / 1e9
     total = sum(totals.values())
     print(
         f"preset={args.preset} vocab={vocab_size} batch={args.batch_size} "
@@ -174,6 +193,10 @@ def main() -> None:
         print(f"{'op type':40s} {'share':>7s} {'ms/step':>9s}")
         for op, ms in by_type.most_common(args.top_ops):
             print(f"{op:40s} {ms / total:7.1%} {ms / args.steps:9.1f}")
+    if args.top_names:
+        print(f"{'op name (layers folded)':100s} {'share':>7s} {'ms/step':>9s}")
+        for op, ms in by_name.most_common(args.top_names):
+            print(f"{op[-100:]:100s} {ms / total:7.1%} {ms / args.steps:9.1f}")
     print(
         f"summed op time {total / args.steps:.1f} ms/step; "
         f"wall {1000 * wall / args.steps:.1f} ms/step"

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from electra_keras.pretraining import counter_random
+from electra_keras.layers import fused_ops
 
 
 @keras.saving.register_keras_serializable(package="electra_keras")
@@ -18,12 +18,18 @@ class CounterDropout(keras.layers.Dropout):
     keep decision is one hash of (seed draw, element index), compared in
     integers with `rate * 2**32` (`counter_random.seeded_bits`): about ten
     elementwise integer ops that XLA fuses into the multiply (0.8 ms for that
-    mask) and TensorFlow runs as fast as its Philox kernel without XLA.
+    mask).
 
     Same arguments, config and seed handling as `keras.layers.Dropout`: each
     call in training draws the next seed of the layer's `SeedGenerator`, so
     successive steps get fresh masks and a resumed run continues the sequence.
     A dropped element is 0 and a kept one is scaled by `1 / (1 - rate)`.
+
+    The mask and its application are one fused XLA kernel, also when the rest
+    of the step runs without XLA, and so is the gradient's, which rebuilds the
+    mask from the seed instead of keeping it (`fused_ops.dropout`). Op by op
+    without XLA the same mask took 8-9 ms for the tensor above on two AMD EPYC
+    Zen 4 cores; fused, 0.9 ms.
     """
 
     def call(self, inputs, training=False):
@@ -42,16 +48,4 @@ class CounterDropout(keras.layers.Dropout):
                 dim if noise is None else noise
                 for dim, noise in zip(shape, self.noise_shape, strict=True)
             )
-        size = 1
-        for dim in shape:
-            size = size * dim
-        # A word is dropped when it is below the threshold: probability
-        # threshold / 2**32, within 2**-32 of `rate`.
-        threshold = min(round(self.rate * 2**32), 2**32 - 1)
-        bits = counter_random.seeded_bits(self.seed_generator.next(), size)
-        keep = ops.reshape(
-            ops.greater_equal(bits, ops.convert_to_tensor(threshold, "uint32")),
-            shape,
-        )
-        scale = ops.cast(1.0 / (1.0 - self.rate), inputs.dtype)
-        return ops.where(keep, inputs * scale, ops.zeros_like(inputs))
+        return fused_ops.dropout(inputs, self.seed_generator.next(), self.rate, shape)

@@ -4,6 +4,7 @@ import keras
 from keras_hub.layers import PositionEmbedding, ReversibleEmbedding
 
 from electra_keras.layers.dropout import CounterDropout
+from electra_keras.layers.layer_norm import FusedLayerNormalization
 
 
 def electra_initializer(stddev: float = 0.02) -> keras.initializers.Initializer:
@@ -63,7 +64,7 @@ class ElectraEmbedding(keras.layers.Layer):
             dtype=self.dtype_policy,
             name="segment_embedding",
         )
-        self.layer_norm = keras.layers.LayerNormalization(
+        self.layer_norm = FusedLayerNormalization(
             epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="layer_norm"
         )
         self.dropout_layer = CounterDropout(

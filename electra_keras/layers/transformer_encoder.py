@@ -6,6 +6,7 @@ from keras_hub.layers import TransformerEncoder
 from electra_keras.layers import activations
 from electra_keras.layers.dropout import CounterDropout
 from electra_keras.layers.gelu_dense import GeluInputDense
+from electra_keras.layers.layer_norm import FusedLayerNormalization
 
 
 def _use_counter_dropout(owner: keras.layers.Layer, attribute: str) -> None:
@@ -56,20 +57,38 @@ def _move_gelu_into_output_dense(block: TransformerEncoder) -> None:
     second.approximate = approximate
 
 
+def _use_fused_layer_norm(layer: keras.layers.Layer) -> None:
+    """Turns a built `keras.layers.LayerNormalization` into a
+    `FusedLayerNormalization` in place (same weights, name and place)."""
+    if type(layer) is not keras.layers.LayerNormalization:
+        raise TypeError(
+            "Expected keras-hub's LayerNorm to be a keras.layers.LayerNormalization"
+            f", got {type(layer).__name__}."
+        )
+    layer.__class__ = FusedLayerNormalization
+
+
 @keras.saving.register_keras_serializable(package="electra_keras")
 class ElectraTransformerEncoder(TransformerEncoder):
-    """`keras_hub.layers.TransformerEncoder` whose three dropouts are `CounterDropout`.
+    """`keras_hub.layers.TransformerEncoder` with fused training kernels.
 
     The block is keras-hub's (post-LayerNorm self-attention and feed-forward,
-    same arguments and config). Only the masks of its dropouts, on the
-    attention probabilities, after the attention and after the feed-forward,
-    come from `CounterDropout` instead of Philox: under XLA on CPU, Philox
-    masks took 80% of a `tiny` pretraining step.
+    same arguments, config and weights). After `build`, in place:
+    - its three dropouts (attention probabilities, after the attention, after
+      the feed-forward) are `CounterDropout`: hashed masks instead of Philox,
+      which under XLA on CPU took 80% of a `tiny` pretraining step;
+    - its two LayerNorms are `FusedLayerNormalization`;
+    - a GELU feed-forward applies its GELU in the output projection
+      (`GeluInputDense`).
+    In training these run as fused XLA kernels (`fused_ops`), in inference as
+    keras-hub's ops.
     """
 
     def build(self, inputs_shape):
         super().build(inputs_shape)
         _move_gelu_into_output_dense(self)
+        _use_fused_layer_norm(self._self_attention_layer_norm)
+        _use_fused_layer_norm(self._feedforward_layer_norm)
         _use_counter_dropout(self._self_attention_layer, "_dropout_layer")
         _use_counter_dropout(self, "_self_attention_dropout")
         _use_counter_dropout(self, "_feedforward_dropout")

@@ -7,6 +7,7 @@ from keras_hub.layers import TransformerEncoder
 from electra_keras.layers.activations import get_activation
 from electra_keras.layers.dropout import CounterDropout
 from electra_keras.layers.gelu_dense import GeluInputDense
+from electra_keras.layers.layer_norm import FusedLayerNormalization
 from electra_keras.layers.transformer_encoder import ElectraTransformerEncoder
 
 from conftest import tiny_backbone
@@ -108,3 +109,29 @@ def test_relu_block_keeps_keras_hub_feedforward():
     )
     layer.build((None, 5, 4))
     assert type(layer._feedforward_output_dense) is keras.layers.Dense
+
+
+@pytest.mark.parametrize("name", ["gelu", "relu"])
+def test_training_kernels_match_keras_hub_block(name):
+    """In training the LayerNorms and the GELU run as fused kernels; without
+    dropout, outputs and gradients still equal keras-hub's op-by-op block."""
+    x = tf.constant(np.random.default_rng(2).normal(size=(2, 5, 4)), tf.float32)
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], "int32")
+    kwargs = dict(intermediate_dim=8, num_heads=2, activation=get_activation(name))
+    ours = ElectraTransformerEncoder(**kwargs)
+    reference = TransformerEncoder(**kwargs)
+    ours(x, padding_mask=mask)
+    reference(x, padding_mask=mask)
+    norms = (ours._self_attention_layer_norm, ours._feedforward_layer_norm)
+    assert all(type(n) is FusedLayerNormalization for n in norms)
+    ours.set_weights(reference.get_weights())
+
+    def gradients(block):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = block(x, padding_mask=mask, training=True)
+            loss = tf.reduce_sum(tf.sin(3 * y))
+        return [y] + tape.gradient(loss, [x] + block.trainable_weights)
+
+    for got, want in zip(gradients(ours), gradients(reference), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
