@@ -10,6 +10,7 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from electra_keras.config import ConfigError, get_preset
 from electra_keras.training.optimizer import ElectraAdamW, create_optimizer
@@ -254,3 +255,46 @@ def test_bias_correction_comes_from_the_config():
     assert create_optimizer(config).bias_correction is True
     wrapped = create_optimizer(get_preset("tiny"), mixed_precision="mixed_float16")
     assert wrapped.inner_optimizer.bias_correction is True
+
+
+def test_fused_update_matches_the_original_formula_over_steps():
+    """Three steps of ELECTRA's AdamWeightDecayOptimizer, written in numpy:
+    `m, v` without bias correction, `param -= lr * (m / (sqrt(v) + eps) +
+    wd * param)`, decay only where it applies."""
+    rng = np.random.default_rng(0)
+    kernel = keras.Variable(rng.normal(size=(3, 4)).astype("float32"), name="kernel")
+    bias = keras.Variable(rng.normal(size=4).astype("float32"), name="bias")
+    opt = ElectraAdamW(learning_rate=0.05, weight_decay=0.1, epsilon=1e-6)
+    state = {
+        name: [var.numpy().astype("float64"), 0.0, 0.0]
+        for name, var in (("kernel", kernel), ("bias", bias))
+    }
+    for _ in range(3):
+        grads = [rng.normal(size=(3, 4)), rng.normal(size=4)]
+        opt.apply(
+            [keras.ops.convert_to_tensor(g, "float32") for g in grads], [kernel, bias]
+        )
+        for (name, decay), grad in zip(
+            (("kernel", 0.1), ("bias", 0.0)), grads, strict=True
+        ):
+            param, m, v = state[name]
+            m = 0.9 * m + 0.1 * grad
+            v = 0.999 * v + 0.001 * grad**2
+            param = param - 0.05 * (m / (np.sqrt(v) + 1e-6) + decay * param)
+            state[name] = [param, m, v]
+    np.testing.assert_allclose(kernel.numpy(), state["kernel"][0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(bias.numpy(), state["bias"][0], rtol=1e-5, atol=1e-6)
+
+
+def test_fused_update_is_one_xla_kernel_per_variable():
+    var = keras.Variable(np.ones((2, 3), "float32"), name="kernel")
+    opt = ElectraAdamW(learning_rate=0.01, weight_decay=0.01)
+    opt.build([var])
+    step = tf.function(lambda g: opt.apply([g], [var]))
+    graph = step.get_concrete_function(tf.ones((2, 3))).graph
+    library = graph.as_graph_def().library.function
+    compiled = [f for f in library if f.attr["_XlaMustCompile"].b]
+    assert len(compiled) == 1
+    # The decay is in the kernel, not applied again by Keras.
+    step(tf.zeros((2, 3)))
+    np.testing.assert_allclose(var.numpy(), 1 - 0.01 * 0.01, rtol=1e-6)
