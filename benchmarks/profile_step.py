@@ -9,8 +9,9 @@ Builds the preset's `ElectraPretrainer` as `pretraining_throughput.py` does
 duration of every op the trace holds into parts of the step, by the op's name
 scope: each backbone's attention and feed-forward blocks, its embeddings, the
 generator's MLM head (the logits over the vocabulary), the MLM softmax
-cross-entropy, the sampler of replacements (an XLA cluster of its own), the
-optimizer update, the input pipeline and the rest (masking, scatter of the
+cross-entropy, the XLA kernels (the sampler of replacements, and the fused
+dropout, LayerNorm, GELU and Adam kernels of `layers.fused_ops` and the
+optimizer: their fusions carry no scope), the optimizer update, the input pipeline and the rest (masking, scatter of the
 samples, losses, metrics). Forward and backward ops count together (the
 backward ones carry the forward's scope under `gradient_tape/`).
 
@@ -43,7 +44,10 @@ from electra_keras.config import PRECISION_CHOICES  # noqa: E402
 PARTS = (
     ("input pipeline", lambda n: "iteratorgetnext" in n or n.startswith("iterator")),
     ("optimizer update", lambda n: "adam" in n or "resourceapply" in n),
-    ("sampler (XLA)", lambda n: "fusion" in n or n.startswith("xla")),
+    (
+        "XLA kernels (sampler, fused ops)",
+        lambda n: "fusion" in n or n.startswith("xla"),
+    ),
     ("MLM softmax cross-entropy", lambda n: "softmaxcrossentropy" in n),
     ("generator MLM head (vocab logits)", lambda n: "generator_head" in n),
     ("generator attention", lambda n: "generator" in n and "attention" in n),
