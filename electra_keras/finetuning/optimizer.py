@@ -137,7 +137,8 @@ class LayerwiseAdamW(ElectraAdamW):
 
     def _apply_weight_decay(self, variables):
         # Keras' TF version with the per-variable factor on the learning rate.
-        if self.weight_decay is None:
+        # The fused update decays with the learning rate `update_step` scales.
+        if self.weight_decay is None or self.fused_update:
             return
 
         def apply(distribution, variables, **kwargs):

@@ -97,13 +97,19 @@ class ElectraAdamW(keras.optimizers.AdamW):
         self.bias_correction = bias_correction
         self.exclude_from_weight_decay(var_names=list(self.weight_decay_exclude))
 
+    @property
+    def fused_update(self) -> bool:
+        """Whether `update_step` runs the fused kernel, which also applies the
+        weight decay (with the learning rate it is given): true without bias
+        correction; Keras' own `AdamW` update otherwise."""
+        return not self.bias_correction
+
     def _apply_weight_decay(self, variables):
-        if self.bias_correction:
+        if not self.fused_update:
             super()._apply_weight_decay(variables)
-        # Otherwise `update_step` decays each variable in its fused kernel.
 
     def update_step(self, gradient, variable, learning_rate):
-        if self.bias_correction:
+        if not self.fused_update:
             return super().update_step(gradient, variable, learning_rate)
         # ELECTRA's AdamWeightDecayOptimizer: Adam moments without bias
         # correction, `var -= lr * m / (sqrt(v) + epsilon)`, after Keras'
