@@ -109,6 +109,74 @@ def dropout(x, seed, rate: float, mask_shape: tuple | None = None):
     return _dropout(float(rate), shape)(x, seed)
 
 
+# --- Attention probabilities: masked softmax, then dropout --------------------
+
+
+@functools.cache
+def _softmax_dropout(rate: float, shape: tuple):
+    @_xla_kernel
+    def forward(scores, mask, seed):
+        mask = ops.broadcast_to(mask, shape)
+        # Keras' masked softmax: masked scores -1e9, then masked
+        # probabilities 0 (a fully masked row would be uniform otherwise).
+        logits = ops.where(mask, ops.cast(scores, "float32"), -1e9)
+        probs = ops.where(mask, ops.softmax(logits, axis=-1), 0.0)
+        probs = ops.cast(probs, scores.dtype)
+        return probs, _apply_dropout(probs, seed, rate, shape)
+
+    @_xla_kernel
+    def backward(upstream, probs, mask, seed):
+        mask = ops.broadcast_to(mask, shape)
+        grad_probs = ops.cast(_apply_dropout(upstream, seed, rate, shape), "float32")
+        grad_probs = ops.where(mask, grad_probs, 0.0)
+        probs = ops.cast(probs, "float32")
+        dot = ops.sum(grad_probs * probs, axis=-1, keepdims=True)
+        return ops.cast(probs * (grad_probs - dot), upstream.dtype)
+
+    @keras.ops.custom_gradient
+    def softmax_dropout(scores, mask, seed):
+        probs, dropped = forward(scores, mask, seed)
+
+        def grad(*args, upstream=None):
+            upstream = activations.upstream_gradient(args, upstream)
+            return backward(upstream, probs, mask, seed), None, None
+
+        return dropped, grad
+
+    return softmax_dropout
+
+
+def masked_softmax_dropout(scores, mask, seed, rate: float):
+    """Attention probabilities with dropout: `dropout(softmax(scores))`, fused.
+
+    The softmax over the last axis is Keras' masked one (masked scores count
+    as -1e9 and masked probabilities are 0) computed in float32; the dropout
+    is `dropout(probs, seed, rate)`'s, same mask. Forward and backward are one
+    kernel each, and only the probabilities are kept between them (Keras'
+    op-by-op version also keeps the masked scores and the dropout's mask).
+
+    Args:
+        scores: Float tensor `[..., query_len, key_len]` with a static shape.
+        mask: bool tensor broadcastable to `scores` (True: attend), or None.
+        seed: int tensor `[2]`.
+        rate: Dropout rate, in (0, 1).
+
+    Returns:
+        The dropped-out probabilities, like `scores`.
+    """
+    if not 0.0 < rate < 1.0:
+        raise ValueError(f"Dropout rate must be in (0, 1), got {rate}.")
+    shape = tuple(scores.shape)
+    if not all(isinstance(dim, int) for dim in shape):
+        raise ValueError(f"Fused attention needs a static shape, got {shape}.")
+    if mask is None:
+        mask = ops.ones((1,) * len(shape), "bool")
+    mask = ops.cast(mask, "bool")
+    while len(mask.shape) < len(shape):
+        mask = ops.expand_dims(mask, 0)
+    return _softmax_dropout(float(rate), shape)(scores, mask, seed)
+
+
 # --- LayerNorm over the last axis ---------------------------------------------
 
 

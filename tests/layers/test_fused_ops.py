@@ -191,3 +191,60 @@ def test_gelu_backward_of_bfloat16_returns_bfloat16():
     assert value.dtype == grad.dtype == tf.bfloat16
     want = _numpy_gelu(tf.cast(x, tf.float32).numpy().astype("float64"), False)
     np.testing.assert_allclose(tf.cast(value, tf.float32), want, atol=2e-2)
+
+
+def _plain_softmax_dropout(scores, mask, seed, rate):
+    """Keras' masked softmax, then the same hashed dropout, op by op."""
+    probs = keras.layers.Softmax()(scores, mask=mask)
+    size = math.prod(scores.shape)
+    keep = tf.reshape(
+        counter_random.seeded_bits(seed, size) >= round(rate * 2**32), scores.shape
+    )
+    return tf.where(keep, probs / (1 - rate), 0.0)
+
+
+def _attention_inputs():
+    rng = np.random.default_rng(7)
+    scores = tf.constant(rng.normal(size=(2, 3, 4, 6)) * 3, tf.float32)
+    mask = np.ones((2, 1, 4, 6), bool)
+    mask[0, :, :, 4:] = False  # padded keys
+    mask[1, :, 2, :] = False  # a fully masked query row
+    return scores, tf.constant(mask)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_masked_softmax_dropout_matches_keras_softmax_then_dropout(jit):
+    scores, mask = _attention_inputs()
+    upstream = tf.constant(
+        np.random.default_rng(8).normal(size=scores.shape), tf.float32
+    )
+
+    def run(fn):
+        with tf.GradientTape() as tape:
+            tape.watch(scores)
+            out = fn(scores, mask, _seed(2, 3), 0.2)
+        return out, tape.gradient(out, scores, output_gradients=upstream)
+
+    fused = tf.function(
+        lambda: run(fused_ops.masked_softmax_dropout), jit_compile=jit
+    )()
+    plain = run(_plain_softmax_dropout)
+    for got, want in zip(fused, plain, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    out, grad = (np.asarray(t) for t in fused)
+    assert (out[0, :, :, 4:] == 0).all() and (out[1, :, 2] == 0).all()
+    assert (grad[0, :, :, 4:] == 0).all() and (grad[1, :, 2] == 0).all()
+    # Rows with kept entries: kept probabilities scaled by 1 / (1 - rate).
+    assert 0 < (out[0, :, :, :4] == 0).mean() < 0.6
+
+
+def test_masked_softmax_dropout_in_bfloat16_and_without_mask():
+    scores, _ = _attention_inputs()
+    out = fused_ops.masked_softmax_dropout(
+        tf.cast(scores, tf.bfloat16), None, _seed(), 0.1
+    )
+    assert out.dtype == tf.bfloat16
+    want = _plain_softmax_dropout(scores, None, _seed(), 0.1)
+    np.testing.assert_allclose(tf.cast(out, tf.float32), want, atol=1e-2)
+    with pytest.raises(ValueError, match="rate must be in"):
+        fused_ops.masked_softmax_dropout(scores, None, _seed(), 0.0)
