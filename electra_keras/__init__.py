@@ -5,7 +5,8 @@
 When the process is the `electra-keras` command, TensorFlow is imported first
 with its start-up lines hidden (see `electra_keras.quiet_startup`). Unless the
 environment sets `TF_CPU_ALLOCATOR_USE_BFC`, it also asks TensorFlow for its
-pooling CPU allocator (see `electra_keras.cpu_memory`).
+pooling CPU allocator, and unless it sets `MALLOC_ARENA_MAX`, it caps glibc's
+malloc arenas at two (see `electra_keras.cpu_memory`).
 """
 
 __version__ = "0.1.0"
@@ -24,8 +25,9 @@ def _register() -> None:
 
 
 def _pool_cpu_memory() -> None:
-    from electra_keras.cpu_memory import use_pooling_allocator
+    from electra_keras.cpu_memory import limit_malloc_arenas, use_pooling_allocator
 
+    limit_malloc_arenas()
     use_pooling_allocator()
 
 
