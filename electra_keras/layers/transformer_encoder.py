@@ -4,7 +4,6 @@ import keras
 from keras_hub.layers import TransformerEncoder
 
 from electra_keras.layers import activations
-from electra_keras.layers.attention import FusedSoftmaxAttention
 from electra_keras.layers.dropout import CounterDropout
 from electra_keras.layers.gelu_dense import GeluInputDense
 from electra_keras.layers.layer_norm import FusedLayerNormalization
@@ -58,17 +57,6 @@ def _move_gelu_into_output_dense(block: TransformerEncoder) -> None:
     second.approximate = approximate
 
 
-def _use_fused_softmax_attention(layer: keras.layers.Layer) -> None:
-    """Turns keras-hub's built attention layer into a `FusedSoftmaxAttention`
-    in place (the subclass adds no variables)."""
-    if type(layer) is not keras.layers.MultiHeadAttention:
-        raise TypeError(
-            "Expected keras-hub's attention to be a keras.layers.MultiHeadAttention, "
-            f"got {type(layer).__name__}."
-        )
-    layer.__class__ = FusedSoftmaxAttention
-
-
 def _use_fused_layer_norm(layer: keras.layers.Layer) -> None:
     """Turns a built `keras.layers.LayerNormalization` into a
     `FusedLayerNormalization` in place (same weights, name and place)."""
@@ -89,7 +77,6 @@ class ElectraTransformerEncoder(TransformerEncoder):
     - its three dropouts (attention probabilities, after the attention, after
       the feed-forward) are `CounterDropout`: hashed masks instead of Philox,
       which under XLA on CPU took 80% of a `tiny` pretraining step;
-    - its attention is `FusedSoftmaxAttention` (softmax and dropout fused);
     - its two LayerNorms are `FusedLayerNormalization`;
     - a GELU feed-forward applies its GELU in the output projection
       (`GeluInputDense`).
@@ -103,6 +90,5 @@ class ElectraTransformerEncoder(TransformerEncoder):
         _use_fused_layer_norm(self._self_attention_layer_norm)
         _use_fused_layer_norm(self._feedforward_layer_norm)
         _use_counter_dropout(self._self_attention_layer, "_dropout_layer")
-        _use_fused_softmax_attention(self._self_attention_layer)
         _use_counter_dropout(self, "_self_attention_dropout")
         _use_counter_dropout(self, "_feedforward_dropout")
