@@ -26,7 +26,6 @@ oneDNN's caches) spreads over many arenas.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from collections.abc import MutableMapping
 
@@ -75,11 +74,8 @@ def limit_malloc_arenas(
     if ARENA_ENV in environ:
         return None
     if libc is None:
-        name = ctypes.util.find_library("c")
-        if name is None:
-            return None
         try:
-            libc = ctypes.CDLL(name)
+            libc = ctypes.CDLL(None)  # The process's own symbols, libc's among them.
         except OSError:
             return None
     # Only glibc has gnu_get_libc_version; musl's mallopt ignores the cap.

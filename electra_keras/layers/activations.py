@@ -67,6 +67,15 @@ def gelu_tanh_value_and_derivative(x):
     return x * half_one_plus_t, half_one_plus_t + 0.5 * x * (1.0 - ops.square(t)) * du
 
 
+def gelu_value_and_derivative(x, approximate: bool):
+    """`(gelu(x), gelu'(x))`, exact (erf) or tanh-approximate, from `x` alone,
+    with other ops than the forward's (so graph optimizers do not merge them
+    and keep the forward's output alive until the backward pass)."""
+    if approximate:
+        return gelu_tanh_value_and_derivative(x)
+    return gelu_exact_value_and_derivative(x)
+
+
 @keras.ops.custom_gradient
 def _gelu_exact(x):
     def grad(*args, upstream=None):

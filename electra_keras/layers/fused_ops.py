@@ -19,7 +19,6 @@ exports keep plain ops, which TF Serving runs without XLA.
 """
 
 import functools
-import math
 
 import keras
 import tensorflow as tf
@@ -27,9 +26,6 @@ from keras import ops
 
 from electra_keras.layers import activations
 from electra_keras.pretraining import counter_random
-
-_SQRT_HALF = 1.0 / math.sqrt(2.0)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 def _xla_kernel(fn):
@@ -58,13 +54,8 @@ def _apply_dropout(x, seed, rate: float, mask_shape):
 
 
 @functools.cache
-def _dropout_kernel(rate: float, mask_shape: tuple):
-    return _xla_kernel(lambda x, seed: _apply_dropout(x, seed, rate, mask_shape))
-
-
-@functools.cache
 def _dropout(rate: float, mask_shape: tuple):
-    kernel = _dropout_kernel(rate, mask_shape)
+    kernel = _xla_kernel(lambda x, seed: _apply_dropout(x, seed, rate, mask_shape))
 
     @keras.ops.custom_gradient
     def dropout(x, seed):
@@ -186,11 +177,9 @@ def _gelu_kernels(approximate: bool):
 
     @_xla_kernel
     def backward(x, upstream):
-        compute = ops.cast(x, "float32")
-        if approximate:
-            value, derivative = activations.gelu_tanh_value_and_derivative(compute)
-        else:
-            value, derivative = activations.gelu_exact_value_and_derivative(compute)
+        value, derivative = activations.gelu_value_and_derivative(
+            ops.cast(x, "float32"), approximate
+        )
         grad = ops.cast(upstream, "float32") * derivative
         return ops.cast(value, x.dtype), ops.cast(grad, x.dtype)
 

@@ -6,15 +6,6 @@ from keras import ops
 from electra_keras.layers import activations, fused_ops
 
 
-def _recompute(approximate: bool, x):
-    """`(gelu(x), gelu'(x))` from the input alone, with other ops than the
-    forward's (so graph optimizers do not merge them and keep the forward's
-    output alive until the backward pass)."""
-    if approximate:
-        return activations.gelu_tanh_value_and_derivative(x)
-    return activations.gelu_exact_value_and_derivative(x)
-
-
 def _gelu_dense(approximate: bool, fused: bool):
     @keras.ops.custom_gradient
     def gelu_dense(x, kernel, bias):
@@ -31,7 +22,9 @@ def _gelu_dense(approximate: bool, fused: bool):
                 value, grad_x = fused_ops.gelu_backward(x, grad_y, approximate)
             else:
                 late_x = activations.after_upstream(x, upstream)
-                value, derivative = _recompute(approximate, late_x)
+                value, derivative = activations.gelu_value_and_derivative(
+                    late_x, approximate
+                )
                 grad_x = grad_y * derivative
             units = ops.shape(kernel)
             flat_value = ops.reshape(value, (-1, units[0]))

@@ -72,15 +72,30 @@ def test_backbone_training_step_under_xla_draws_no_philox_masks():
     assert len(dropouts) == 7 and all(type(d) is CounterDropout for d in dropouts)
 
 
-@pytest.mark.parametrize("name", ["gelu", "gelu_approximate"])
-def test_gelu_block_moves_the_gelu_into_the_output_projection(name):
-    x = np.random.default_rng(0).normal(size=(2, 5, 4)).astype("float32")
-    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], "int32")
+def _paired_blocks(name, x, mask):
+    """Our block and keras-hub's with the same config, built on `x`."""
     kwargs = dict(intermediate_dim=8, num_heads=2, activation=get_activation(name))
     ours = ElectraTransformerEncoder(**kwargs)
     reference = TransformerEncoder(**kwargs)
     ours(x, padding_mask=mask)
     reference(x, padding_mask=mask)
+    return ours, reference
+
+
+def _outputs_and_gradients(block, x, mask, training=None):
+    """`[y, dloss/dx, dloss/dweights...]` for `loss = sum(sin(3 y))`."""
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = block(x, padding_mask=mask, training=training)
+        loss = tf.reduce_sum(tf.sin(3 * y))
+    return [y] + tape.gradient(loss, [x] + block.trainable_weights)
+
+
+@pytest.mark.parametrize("name", ["gelu", "gelu_approximate"])
+def test_gelu_block_moves_the_gelu_into_the_output_projection(name):
+    x = tf.constant(np.random.default_rng(0).normal(size=(2, 5, 4)), tf.float32)
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], "int32")
+    ours, reference = _paired_blocks(name, x, mask)
     assert type(ours._feedforward_output_dense) is GeluInputDense
     assert ours._feedforward_output_dense.approximate is (name == "gelu_approximate")
     assert ours._feedforward_intermediate_dense.activation is keras.activations.linear
@@ -90,16 +105,11 @@ def test_gelu_block_moves_the_gelu_into_the_output_projection(name):
         w.path.replace(reference.name, ours.name) for w in reference.weights
     ]
     ours.set_weights(reference.get_weights())
-    x = tf.constant(x)
-
-    def gradients(block):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = block(x, padding_mask=mask)
-            loss = tf.reduce_sum(tf.sin(3 * y))
-        return [y] + tape.gradient(loss, [x] + block.trainable_weights)
-
-    for got, want in zip(gradients(ours), gradients(reference), strict=True):
+    for got, want in zip(
+        _outputs_and_gradients(ours, x, mask),
+        _outputs_and_gradients(reference, x, mask),
+        strict=True,
+    ):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
@@ -117,21 +127,13 @@ def test_training_kernels_match_keras_hub_block(name):
     dropout, outputs and gradients still equal keras-hub's op-by-op block."""
     x = tf.constant(np.random.default_rng(2).normal(size=(2, 5, 4)), tf.float32)
     mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], "int32")
-    kwargs = dict(intermediate_dim=8, num_heads=2, activation=get_activation(name))
-    ours = ElectraTransformerEncoder(**kwargs)
-    reference = TransformerEncoder(**kwargs)
-    ours(x, padding_mask=mask)
-    reference(x, padding_mask=mask)
+    ours, reference = _paired_blocks(name, x, mask)
     norms = (ours._self_attention_layer_norm, ours._feedforward_layer_norm)
     assert all(type(n) is FusedLayerNormalization for n in norms)
     ours.set_weights(reference.get_weights())
-
-    def gradients(block):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = block(x, padding_mask=mask, training=True)
-            loss = tf.reduce_sum(tf.sin(3 * y))
-        return [y] + tape.gradient(loss, [x] + block.trainable_weights)
-
-    for got, want in zip(gradients(ours), gradients(reference), strict=True):
+    for got, want in zip(
+        _outputs_and_gradients(ours, x, mask, training=True),
+        _outputs_and_gradients(reference, x, mask, training=True),
+        strict=True,
+    ):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
