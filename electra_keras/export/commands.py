@@ -70,9 +70,10 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         "--graph",
         choices=("fused", "keras"),
         default="fused",
-        help="fused (default): the forward pass in fewer, larger ops (one "
-        "matmul for query/key/value, token 0 only in the last layer), scores "
-        "equal to float32 rounding; keras: the Keras model's own call.",
+        help="fused (default): the forward pass in fewer, larger ops (dense "
+        "layers on real tokens only, one matmul for query/key/value, token 0 "
+        "only in the last layer), scores equal to float32 rounding; keras: the "
+        "Keras model's own call.",
     )
     p.set_defaults(handler=_export)
 

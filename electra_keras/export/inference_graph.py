@@ -11,6 +11,12 @@ logits from the same weights with:
   `[batch * length, hidden]` matrices so every projection is a 2-D MatMul
   with a `BiasAdd` (which Grappler fuses into one kernel);
 - the padding mask as one additive `[batch, 1, 1, length]` bias;
+- no work on padding outside attention: the embeddings, projections,
+  LayerNorms and feed-forward layers run on the `[tokens, hidden]` matrix of
+  the batch's real tokens only (`PackedLayout`); each attention gathers its
+  query/key/value rows into the padded `[batch, length]` layout it needs
+  and gathers the real rows of its output back. A batch of texts of 5 to 30
+  tokens, padded to 32, computes its dense layers on about half the rows;
 - in the last layer, only token 0's query, attention output and
   feed-forward: the head reads nothing else (the keys and values still
   come from every token).
@@ -25,6 +31,7 @@ the kernels, with LayerNorm and softmax in float32, as Keras'
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -95,6 +102,47 @@ def _concat_dense(parts: list[_Dense], dtype, name: str) -> _Dense:
     return _Dense(kernel, bias, dtype, name)
 
 
+class PackedLayout(NamedTuple):
+    """Where a padded `[batch, length]` batch's computed tokens are.
+
+    The computed tokens are the real ones (`padding_mask`) and token 0 of
+    every row (the head reads it), kept as the rows of a `[tokens, ...]`
+    matrix in row-major order.
+
+    Attributes:
+        batch: scalar int32.
+        length: scalar int32, the padded length.
+        rows: `[tokens]` int32, each computed token's flat padded position
+            (`row * length + position`).
+        padded_rows: `[batch * length]` int32, for each flat padded position
+            the row holding its token; a padding position gets an earlier
+            token's row (its keys are masked out and its outputs dropped).
+        first_rows: `[batch]` int32, the row of each text's token 0.
+    """
+
+    batch: tf.Tensor
+    length: tf.Tensor
+    rows: tf.Tensor
+    padded_rows: tf.Tensor
+    first_rows: tf.Tensor
+
+    @classmethod
+    def from_padding_mask(cls, padding_mask: tf.Tensor) -> PackedLayout:
+        """The layout of `padding_mask` (`[batch, length]`, nonzero: real)."""
+        shape = tf.shape(padding_mask)
+        batch, length = shape[0], shape[1]
+        computed = tf.logical_or(
+            tf.not_equal(padding_mask, 0), tf.equal(tf.range(length), 0)[None]
+        )
+        computed = tf.reshape(computed, [-1])
+        rows = tf.cast(tf.where(computed)[:, 0], tf.int32)
+        # Position 0 is computed, so every position has a computed one at or
+        # before it: the running count minus one is always a valid row.
+        padded_rows = tf.cumsum(tf.cast(computed, tf.int32)) - 1
+        first_rows = tf.gather(padded_rows, tf.range(batch) * length)
+        return cls(batch, length, rows, padded_rows, first_rows)
+
+
 class _EncoderBlock(tf.Module):
     """One post-LayerNorm Transformer block (keras-hub's `TransformerEncoder`)."""
 
@@ -139,19 +187,22 @@ class _EncoderBlock(tf.Module):
         return tf.transpose(x, [0, 2, 1, 3])
 
     def __call__(
-        self, x: tf.Tensor, mask_bias: tf.Tensor, batch: tf.Tensor, length: tf.Tensor
+        self, x: tf.Tensor, mask_bias: tf.Tensor, layout: PackedLayout
     ) -> tf.Tensor:
-        """`x`: `[batch * length, hidden]`; returns the same, or `[batch, hidden]`
-        (token 0 only) in the last block."""
+        """`x`: `[tokens, hidden]`, the rows of `layout.rows`; returns the
+        same, or `[batch, hidden]` (token 0 only) in the last block."""
         hidden = self.num_heads * self.head_dim
+        batch, length = layout.batch, layout.length
         if self.first_token_only:
-            residual = tf.reshape(x, tf.stack([batch, length, hidden]))[:, 0]
+            residual = tf.gather(x, layout.first_rows)
             query = self._heads(self.query(residual), batch, 1)
-            key, value = tf.split(self.key_value(x), 2, axis=1)
+            key_value = tf.gather(self.key_value(x), layout.padded_rows)
+            key, value = tf.split(key_value, 2, axis=1)
             query_length = 1
         else:
             residual = x
-            query, key, value = tf.split(self.query_key_value(x), 3, axis=1)
+            query_key_value = tf.gather(self.query_key_value(x), layout.padded_rows)
+            query, key, value = tf.split(query_key_value, 3, axis=1)
             query = self._heads(query, batch, length)
             query_length = length
         key = self._heads(key, batch, length)
@@ -161,6 +212,8 @@ class _EncoderBlock(tf.Module):
         probs = tf.cast(tf.nn.softmax(scores, axis=-1), value.dtype)
         context = tf.transpose(tf.matmul(probs, value), [0, 2, 1, 3])
         context = tf.reshape(context, tf.stack([batch * query_length, hidden]))
+        if not self.first_token_only:
+            context = tf.gather(context, layout.rows)
         x = self.attention_norm(self.attention_output(context) + residual)
         residual = x
         x = self.output_dense(self.activation(self.intermediate(x)))
@@ -249,8 +302,7 @@ class ClassifierGraph(tf.Module):
         token_ids = tf.cast(inputs["token_ids"], tf.int32)
         segment_ids = tf.cast(inputs["segment_ids"], tf.int32)
         padding_mask = tf.cast(inputs["padding_mask"], tf.float32)
-        shape = tf.shape(token_ids)
-        batch, length = shape[0], shape[1]
+        length = tf.shape(token_ids)[1]
         check = tf.debugging.assert_less_equal(
             length,
             self.max_sequence_length,
@@ -259,19 +311,21 @@ class ClassifierGraph(tf.Module):
         )
         with tf.control_dependencies([check]):
             token_ids = tf.identity(token_ids)
+        layout = PackedLayout.from_padding_mask(padding_mask)
+        # The embeddings of the computed tokens only, as `[tokens, width]`.
+        token_ids = tf.gather(tf.reshape(token_ids, [-1]), layout.rows)
+        segment_ids = tf.gather(tf.reshape(segment_ids, [-1]), layout.rows)
         x = (
             tf.gather(self.token_table, token_ids)
-            + self.position_table[:length]
+            + tf.gather(self.position_table, layout.rows % length)
             + tf.gather(self.segment_table, segment_ids)
         )
-        # (Explicit widths: -1 cannot be inferred for a batch of zero rows.)
-        x = tf.reshape(x, tf.stack([batch * length, self.embedding_dim]))
         x = tf.cast(self.embedding_norm(x), self.compute_dtype)
         if self.projection is not None:
             x = self.projection(x)
         mask_bias = (1.0 - padding_mask[:, None, None, :]) * MASK_BIAS
         if not self.blocks:  # no Transformer layer: token 0 of the embeddings
-            x = tf.reshape(x, tf.stack([batch, length, self.hidden_dim]))[:, 0]
+            x = tf.gather(x, layout.first_rows)
         for block in self.blocks:
-            x = block(x, mask_bias, batch, length)
+            x = block(x, mask_bias, layout)
         return tf.cast(self.head(x), tf.float32)

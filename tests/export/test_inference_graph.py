@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from electra_keras.export.inference_graph import ClassifierGraph
+from electra_keras.export.inference_graph import ClassifierGraph, PackedLayout
 from electra_keras.models.classifier import ElectraClassifier
 
 from conftest import tiny_backbone
@@ -64,6 +64,57 @@ def test_logits_equal_the_keras_models(changes):
     expected = model(inputs, training=False).numpy()
     assert np.ptp(expected, axis=0).max() > 0.1  # rows differ
     np.testing.assert_allclose(run(ClassifierGraph(model), inputs), expected, atol=2e-5)
+
+
+def test_packed_layout_of_a_padding_mask():
+    # Row 0: 3 real tokens; row 1: a hole at position 1; row 2: token 0 is
+    # padding (computed anyway: the head reads it), token 2 real.
+    mask = tf.constant([[1, 1, 1, 0], [1, 0, 1, 1], [0, 0, 1, 0]])
+    layout = PackedLayout.from_padding_mask(mask)
+    assert int(layout.batch) == 3 and int(layout.length) == 4
+    np.testing.assert_array_equal(layout.rows, [0, 1, 2, 4, 6, 7, 8, 10])
+    # Padding positions read the row of the computed token before them.
+    np.testing.assert_array_equal(
+        layout.padded_rows, [0, 1, 2, 2, 3, 3, 4, 5, 6, 6, 7, 7]
+    )
+    np.testing.assert_array_equal(layout.first_rows, [0, 3, 6])
+
+
+def test_masks_that_are_not_a_prefix_give_the_keras_models_logits():
+    # Holes in the mask and a row whose token 0 is padding: only the set of
+    # attended keys matters, as in the Keras model.
+    model = classifier()
+    inputs = padded_inputs()
+    inputs["padding_mask"][0, 3] = 0
+    inputs["padding_mask"][2, 0] = 0
+    expected = model(inputs, training=False).numpy()
+    np.testing.assert_allclose(run(ClassifierGraph(model), inputs), expected, atol=2e-5)
+
+
+class _RowCounter(tf.Module):
+    def __init__(self, dense):
+        super().__init__()
+        self.dense, self.rows = dense, []
+
+    def __call__(self, x):
+        self.rows.append(int(tf.shape(x)[0]))
+        return self.dense(x)
+
+
+def test_dense_layers_compute_real_tokens_only():
+    model = classifier()
+    graph = ClassifierGraph(model)
+    counters = []
+    for block in graph.blocks:
+        block.intermediate = _RowCounter(block.intermediate)
+        counters.append(block.intermediate)
+    inputs = padded_inputs()  # 4 rows padded to 11: 44 positions, 23 tokens
+    np.testing.assert_allclose(
+        run(graph, inputs), model(inputs, training=False), atol=2e-5
+    )
+    # Every block but the last runs its feed-forward on the 23 real tokens;
+    # the last on token 0 of each of the 4 rows.
+    assert [c.rows for c in counters] == [[23], [23], [BATCH]]
 
 
 def test_regression_head_and_graph_mode():
