@@ -55,17 +55,39 @@ def _adam_kernel(beta_1: float, beta_2: float, epsilon: float, decay: float | No
 
     Op by op, the update is about fifteen TensorFlow kernels per variable,
     each a pass over the variable's size (and, for the embedding table, its
-    4M elements); fused it is one pass. Returns `(m, v, variable)` updated.
+    4M elements); fused it is one pass. `gradient_scale` is the global-norm
+    clipping factor (`_clip_scale_kernel`). Returns `(m, v, variable)` updated.
     """
 
     @tf.function(jit_compile=True, autograph=False)
-    def kernel(gradient, variable, m, v, learning_rate):
+    def kernel(gradient, variable, m, v, learning_rate, gradient_scale):
+        gradient = gradient * gradient_scale
         m = m + (gradient - m) * (1 - beta_1)
         v = v + (tf.square(gradient) - v) * (1 - beta_2)
         if decay:
             variable = variable - variable * decay * learning_rate
         variable = variable - learning_rate * m / (tf.sqrt(v) + epsilon)
         return m, v, variable
+
+    return kernel
+
+
+@functools.cache
+def _clip_scale_kernel(clipnorm: float):
+    """Keras' `clip_by_global_norm` factor for a list of gradients, as one XLA
+    kernel: `min(1, clipnorm / norm)`, NaN when the norm is not finite.
+
+    Op by op, the norm is a `Square` and a `Sum` per gradient (a tensor
+    written and read back) and the clipping a `Mul` per gradient; here the
+    norm is one read of each gradient and the factor is applied inside the
+    fused Adam kernel.
+    """
+
+    @tf.function(jit_compile=True, autograph=False)
+    def kernel(gradients):
+        norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(g)) for g in gradients]))
+        scale = clipnorm * tf.minimum(1.0 / norm, 1.0 / clipnorm)
+        return scale + (norm - norm)  # NaN for an inf or NaN norm, as Keras
 
     return kernel
 
@@ -108,12 +130,35 @@ class ElectraAdamW(keras.optimizers.AdamW):
         if not self.fused_update:
             super()._apply_weight_decay(variables)
 
+    def _clip_gradients(self, grads):
+        # The fused update clips: here only the factor is computed, and
+        # `update_step` scales each gradient inside its kernel. Under a
+        # distribution strategy the update runs in cross-replica context,
+        # where a replica's tensor cannot be read: Keras clips there.
+        self._gradient_scale = None
+        clipnorm = self.global_clipnorm
+        if not (self.fused_update and clipnorm) or tf.distribute.has_strategy():
+            return super()._clip_gradients(grads)
+        present = [
+            tf.cast(tf.convert_to_tensor(g), tf.float32) for g in grads if g is not None
+        ]
+        self._gradient_scale = _clip_scale_kernel(float(clipnorm))(present)
+        return grads
+
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        try:
+            super()._backend_update_step(grads, trainable_variables, learning_rate)
+        finally:
+            self._gradient_scale = None
+
     def update_step(self, gradient, variable, learning_rate):
         if not self.fused_update:
             return super().update_step(gradient, variable, learning_rate)
         # ELECTRA's AdamWeightDecayOptimizer: Adam moments without bias
         # correction, `var -= lr * m / (sqrt(v) + epsilon)`, after Keras'
-        # decoupled decay `var -= var * weight_decay * lr`; one fused kernel.
+        # decoupled decay `var -= var * weight_decay * lr`, on the gradient
+        # clipped by global norm; one fused kernel.
+        scale = getattr(self, "_gradient_scale", None)
         index = self._get_variable_index(variable)
         m, v = self._momentums[index], self._velocities[index]
         decay = self.weight_decay if self._use_weight_decay(variable) else None
@@ -124,6 +169,7 @@ class ElectraAdamW(keras.optimizers.AdamW):
             tf.convert_to_tensor(m),
             tf.convert_to_tensor(v),
             tf.cast(learning_rate, variable.dtype),
+            tf.cast(1.0 if scale is None else scale, variable.dtype),
         )
         self.assign(m, new_m)
         self.assign(v, new_v)

@@ -298,3 +298,70 @@ def test_fused_update_is_one_xla_kernel_per_variable():
     # The decay is in the kernel, not applied again by Keras.
     step(tf.zeros((2, 3)))
     np.testing.assert_allclose(var.numpy(), 1 - 0.01 * 0.01, rtol=1e-6)
+
+
+def test_fused_update_clips_by_global_norm_like_the_original():
+    """Gradients of global norm about 10 with `global_clipnorm=1`: the
+    original's `clip_by_global_norm(grads, 1.0)` before the update."""
+    rng = np.random.default_rng(1)
+    kernel = keras.Variable(rng.normal(size=(3, 4)).astype("float32"), name="kernel")
+    bias = keras.Variable(rng.normal(size=4).astype("float32"), name="bias")
+    # Adam's step hardly depends on the gradient's scale when epsilon is
+    # tiny; a large epsilon makes the clipping factor show in the weights.
+    opt = ElectraAdamW(
+        learning_rate=0.05, weight_decay=0.1, epsilon=0.1, global_clipnorm=1.0
+    )
+    state = {
+        name: [var.numpy().astype("float64"), 0.0, 0.0]
+        for name, var in (("kernel", kernel), ("bias", bias))
+    }
+    norms = []
+    for _ in range(3):
+        grads = [3 * rng.normal(size=(3, 4)), 3 * rng.normal(size=4)]
+        opt.apply(
+            [keras.ops.convert_to_tensor(g, "float32") for g in grads], [kernel, bias]
+        )
+        norm = np.sqrt(sum((g**2).sum() for g in grads))
+        norms.append(norm)
+        for (name, decay), grad in zip(
+            (("kernel", 0.1), ("bias", 0.0)), grads, strict=True
+        ):
+            param, m, v = state[name]
+            grad = grad * min(1.0, 1.0 / norm)
+            m = 0.9 * m + 0.1 * grad
+            v = 0.999 * v + 0.001 * grad**2
+            param = param - 0.05 * (m / (np.sqrt(v) + 0.1) + decay * param)
+            state[name] = [param, m, v]
+    assert min(norms) > 5  # clipping really acted
+    np.testing.assert_allclose(kernel.numpy(), state["kernel"][0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(bias.numpy(), state["bias"][0], rtol=1e-5, atol=1e-6)
+    # A gradient under the norm is not scaled up.
+    before = kernel.numpy()
+    small = ElectraAdamW(
+        learning_rate=0.05, weight_decay=0.0, epsilon=1.0, global_clipnorm=1.0
+    )
+    small.apply([tf.fill((3, 4), 0.01)], [kernel])
+    # m = 0.1 g, v = 0.001 g^2 for g = 0.01 (norm 0.035: not clipped).
+    expected = 0.05 * 0.1 * 0.01 / (np.sqrt(0.001 * 0.01**2) + 1.0)
+    np.testing.assert_allclose(before - kernel.numpy(), expected, rtol=1e-2)
+
+
+def test_non_finite_gradient_norm_makes_the_update_nan_as_in_keras():
+    var = keras.Variable(np.ones(3, "float32"), name="kernel")
+    other = keras.Variable(np.ones(2, "float32"), name="other")
+    opt = ElectraAdamW(learning_rate=0.01, weight_decay=0.0, global_clipnorm=1.0)
+    opt.apply([tf.constant([1.0, np.inf, 0.0]), tf.ones(2)], [var, other])
+    assert np.isnan(var.numpy()).all() and np.isnan(other.numpy()).all()
+
+
+def test_fused_clipping_is_one_xla_kernel_and_no_per_gradient_ops():
+    var = keras.Variable(np.ones((2, 3), "float32"), name="kernel")
+    opt = ElectraAdamW(learning_rate=0.01, weight_decay=0.0, global_clipnorm=1.0)
+    opt.build([var])
+    step = tf.function(lambda g: opt.apply([g], [var]))
+    graph = step.get_concrete_function(tf.ones((2, 3))).graph
+    library = graph.as_graph_def().library.function
+    compiled = [f for f in library if f.attr["_XlaMustCompile"].b]
+    assert len(compiled) == 2  # the global norm's factor, the Adam update
+    assert not {"Square", "Sqrt", "Mul"} & {op.type for op in graph.get_operations()}
+    assert opt._gradient_scale is None  # no tensor is kept after the update
