@@ -56,7 +56,7 @@ def _adam_kernel(beta_1: float, beta_2: float, epsilon: float, decay: float | No
     Op by op, the update is about fifteen TensorFlow kernels per variable,
     each a pass over the variable's size (and, for the embedding table, its
     4M elements); fused it is one pass. `gradient_scale` is the global-norm
-    clipping factor (`_clip_scale_kernel`). Returns `(m, v, variable)` updated.
+    clipping factor (`clip_scale`). Returns `(m, v, variable)` updated.
     """
 
     @tf.function(jit_compile=True, autograph=False)
@@ -72,24 +72,24 @@ def _adam_kernel(beta_1: float, beta_2: float, epsilon: float, decay: float | No
     return kernel
 
 
-@functools.cache
-def _clip_scale_kernel(clipnorm: float):
-    """Keras' `clip_by_global_norm` factor for a list of gradients, as one XLA
-    kernel: `min(1, clipnorm / norm)`, NaN when the norm is not finite.
+@tf.function(jit_compile=True, autograph=False)
+def _squared_norm(gradient):
+    """`sum(gradient**2)` in float32 as one XLA kernel: one read of the
+    gradient, where `Square` then `Sum` write a tensor and read it back."""
+    return tf.reduce_sum(tf.square(tf.cast(gradient, tf.float32)))
 
-    Op by op, the norm is a `Square` and a `Sum` per gradient (a tensor
-    written and read back) and the clipping a `Mul` per gradient; here the
-    norm is one read of each gradient and the factor is applied inside the
-    fused Adam kernel.
+
+def clip_scale(gradients: Sequence[tf.Tensor], clipnorm: float) -> tf.Tensor:
+    """Keras' `clip_by_global_norm` factor: `min(1, clipnorm / norm)`, NaN
+    when the norm is not finite.
+
+    Each gradient's squared norm is its own kernel, so it runs as soon as the
+    backward pass has produced that gradient, beside the rest of it; the
+    fused Adam kernel then applies the factor (no `Mul` pass per gradient).
     """
-
-    @tf.function(jit_compile=True, autograph=False)
-    def kernel(gradients):
-        norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(g)) for g in gradients]))
-        scale = clipnorm * tf.minimum(1.0 / norm, 1.0 / clipnorm)
-        return scale + (norm - norm)  # NaN for an inf or NaN norm, as Keras
-
-    return kernel
+    norm = tf.sqrt(tf.add_n([_squared_norm(g) for g in gradients]))
+    scale = clipnorm * tf.minimum(1.0 / norm, 1.0 / clipnorm)
+    return scale + (norm - norm)  # NaN for an inf or NaN norm, as Keras
 
 
 @keras.saving.register_keras_serializable(package="electra_keras")
@@ -139,10 +139,8 @@ class ElectraAdamW(keras.optimizers.AdamW):
         clipnorm = self.global_clipnorm
         if not (self.fused_update and clipnorm) or tf.distribute.has_strategy():
             return super()._clip_gradients(grads)
-        present = [
-            tf.cast(tf.convert_to_tensor(g), tf.float32) for g in grads if g is not None
-        ]
-        self._gradient_scale = _clip_scale_kernel(float(clipnorm))(present)
+        present = [tf.convert_to_tensor(g) for g in grads if g is not None]
+        self._gradient_scale = clip_scale(present, float(clipnorm))
         return grads
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
