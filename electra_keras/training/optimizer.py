@@ -55,13 +55,11 @@ def _adam_kernel(beta_1: float, beta_2: float, epsilon: float, decay: float | No
 
     Op by op, the update is about fifteen TensorFlow kernels per variable,
     each a pass over the variable's size (and, for the embedding table, its
-    4M elements); fused it is one pass. `gradient_scale` is the global-norm
-    clipping factor (`clip_scale`). Returns `(m, v, variable)` updated.
+    4M elements); fused it is one pass. Returns `(m, v, variable)` updated.
     """
 
     @tf.function(jit_compile=True, autograph=False)
-    def kernel(gradient, variable, m, v, learning_rate, gradient_scale):
-        gradient = gradient * gradient_scale
+    def kernel(gradient, variable, m, v, learning_rate):
         m = m + (gradient - m) * (1 - beta_1)
         v = v + (tf.square(gradient) - v) * (1 - beta_2)
         if decay:
@@ -70,26 +68,6 @@ def _adam_kernel(beta_1: float, beta_2: float, epsilon: float, decay: float | No
         return m, v, variable
 
     return kernel
-
-
-@tf.function(jit_compile=True, autograph=False)
-def _squared_norm(gradient):
-    """`sum(gradient**2)` in float32 as one XLA kernel: one read of the
-    gradient, where `Square` then `Sum` write a tensor and read it back."""
-    return tf.reduce_sum(tf.square(tf.cast(gradient, tf.float32)))
-
-
-def clip_scale(gradients: Sequence[tf.Tensor], clipnorm: float) -> tf.Tensor:
-    """Keras' `clip_by_global_norm` factor: `min(1, clipnorm / norm)`, NaN
-    when the norm is not finite.
-
-    Each gradient's squared norm is its own kernel, so it runs as soon as the
-    backward pass has produced that gradient, beside the rest of it; the
-    fused Adam kernel then applies the factor (no `Mul` pass per gradient).
-    """
-    norm = tf.sqrt(tf.add_n([_squared_norm(g) for g in gradients]))
-    scale = clipnorm * tf.minimum(1.0 / norm, 1.0 / clipnorm)
-    return scale + (norm - norm)  # NaN for an inf or NaN norm, as Keras
 
 
 @keras.saving.register_keras_serializable(package="electra_keras")
@@ -130,33 +108,12 @@ class ElectraAdamW(keras.optimizers.AdamW):
         if not self.fused_update:
             super()._apply_weight_decay(variables)
 
-    def _clip_gradients(self, grads):
-        # The fused update clips: here only the factor is computed, and
-        # `update_step` scales each gradient inside its kernel. Under a
-        # distribution strategy the update runs in cross-replica context,
-        # where a replica's tensor cannot be read: Keras clips there.
-        self._gradient_scale = None
-        clipnorm = self.global_clipnorm
-        if not (self.fused_update and clipnorm) or tf.distribute.has_strategy():
-            return super()._clip_gradients(grads)
-        present = [tf.convert_to_tensor(g) for g in grads if g is not None]
-        self._gradient_scale = clip_scale(present, float(clipnorm))
-        return grads
-
-    def _backend_update_step(self, grads, trainable_variables, learning_rate):
-        try:
-            super()._backend_update_step(grads, trainable_variables, learning_rate)
-        finally:
-            self._gradient_scale = None
-
     def update_step(self, gradient, variable, learning_rate):
         if not self.fused_update:
             return super().update_step(gradient, variable, learning_rate)
         # ELECTRA's AdamWeightDecayOptimizer: Adam moments without bias
         # correction, `var -= lr * m / (sqrt(v) + epsilon)`, after Keras'
-        # decoupled decay `var -= var * weight_decay * lr`, on the gradient
-        # clipped by global norm; one fused kernel.
-        scale = getattr(self, "_gradient_scale", None)
+        # decoupled decay `var -= var * weight_decay * lr`; one fused kernel.
         index = self._get_variable_index(variable)
         m, v = self._momentums[index], self._velocities[index]
         decay = self.weight_decay if self._use_weight_decay(variable) else None
@@ -167,7 +124,6 @@ class ElectraAdamW(keras.optimizers.AdamW):
             tf.convert_to_tensor(m),
             tf.convert_to_tensor(v),
             tf.cast(learning_rate, variable.dtype),
-            tf.cast(1.0 if scale is None else scale, variable.dtype),
         )
         self.assign(m, new_m)
         self.assign(v, new_v)

@@ -352,21 +352,3 @@ def test_non_finite_gradient_norm_makes_the_update_nan_as_in_keras():
     opt = ElectraAdamW(learning_rate=0.01, weight_decay=0.0, global_clipnorm=1.0)
     opt.apply([tf.constant([1.0, np.inf, 0.0]), tf.ones(2)], [var, other])
     assert np.isnan(var.numpy()).all() and np.isnan(other.numpy()).all()
-
-
-def test_fused_clipping_reads_each_gradient_in_one_xla_kernel():
-    var = keras.Variable(np.ones((2, 3), "float32"), name="kernel")
-    opt = ElectraAdamW(learning_rate=0.01, weight_decay=0.0, global_clipnorm=1.0)
-    opt.build([var])
-    step = tf.function(lambda g: opt.apply([g], [var]))
-    graph = step.get_concrete_function(tf.ones((2, 3))).graph
-    library = graph.as_graph_def().library.function
-    compiled = [f for f in library if f.attr["_XlaMustCompile"].b]
-    assert len(compiled) == 2  # the gradient's squared norm, the Adam update
-    operations = graph.get_operations()
-    assert not {"Square", "Sum"} & {op.type for op in operations}
-    # The factor is applied in the Adam kernel: no op outside scales the
-    # gradient (the only products are of scalars).
-    products = [op for op in operations if op.type == "Mul"]
-    assert products and all(op.outputs[0].shape.rank == 0 for op in products)
-    assert opt._gradient_scale is None  # no tensor is kept after the update
