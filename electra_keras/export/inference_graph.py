@@ -8,21 +8,26 @@ logits from the same weights with:
 
 - one `[hidden, 3 * hidden]` MatMul for query, key and value (the key-dim
   scale folded into the query weights), on the activations kept as
-  `[batch * length, hidden]` matrices so every projection is a 2-D MatMul
-  with a `BiasAdd` (which Grappler fuses into one kernel);
-- the padding mask as one additive `[batch, 1, 1, length]` bias;
+  `[tokens, hidden]` matrices so every projection is a 2-D MatMul with a
+  `BiasAdd` (which Grappler fuses into one kernel);
 - no work on padding outside attention: the embeddings, projections,
-  LayerNorms and feed-forward layers run on the `[tokens, hidden]` matrix of
-  the batch's real tokens only (`PackedLayout`); each attention gathers its
-  query/key/value rows into the padded `[batch, length]` layout it needs
-  and gathers the real rows of its output back. A batch of texts of 5 to 30
-  tokens, padded to 32, computes its dense layers on about half the rows;
+  LayerNorms and feed-forward layers run on the rows of the batch's real
+  tokens and of token 0 of every text (`PackedLayout`); each attention
+  gathers its query/key/value rows into the padded `[batch, length]` layout
+  it needs and gathers the computed rows of its output back. A batch of
+  texts of 5 to 30 tokens, padded to 32, computes its dense layers on about
+  half the rows;
+- the padding mask as one additive `[batch, 1, 1, length]` bias, and the
+  attention probabilities of padded keys zeroed as Keras' `Softmax` layer
+  does: a row with no real token (only `serving_token_ids` can send one)
+  attends to nothing, where the Keras model's attention is uniform over its
+  padding and its scores depend on the padded ids;
 - in the last layer, only token 0's query, attention output and
   feed-forward: the head reads nothing else (the keys and values still
   come from every token).
 
 Inference only (no dropout). Scores match the Keras model's to float32
-rounding (`tests/export/test_inference_graph.py`). With
+rounding, for every row with a real token (`tests/export/test_inference_graph.py`). With
 `compute_dtype="bfloat16"` the matmuls run in bfloat16 on bfloat16 copies of
 the kernels, with LayerNorm and softmax in float32, as Keras'
 `mixed_bfloat16` policy computes them.
@@ -187,10 +192,16 @@ class _EncoderBlock(tf.Module):
         return tf.transpose(x, [0, 2, 1, 3])
 
     def __call__(
-        self, x: tf.Tensor, mask_bias: tf.Tensor, layout: PackedLayout
+        self,
+        x: tf.Tensor,
+        key_mask: tf.Tensor,
+        mask_bias: tf.Tensor,
+        layout: PackedLayout,
     ) -> tf.Tensor:
-        """`x`: `[tokens, hidden]`, the rows of `layout.rows`; returns the
-        same, or `[batch, hidden]` (token 0 only) in the last block."""
+        """`x`: `[tokens, hidden]`, the rows of `layout.rows`; `key_mask` and
+        `mask_bias`: float32 `[batch, 1, 1, length]`, 1 and 0 for real keys, 0
+        and `MASK_BIAS` for padding. Returns `x`'s shape, or `[batch, hidden]`
+        (token 0 only) in the last block."""
         hidden = self.num_heads * self.head_dim
         batch, length = layout.batch, layout.length
         if self.first_token_only:
@@ -209,7 +220,7 @@ class _EncoderBlock(tf.Module):
         value = self._heads(value, batch, length)
         scores = tf.matmul(query, key, transpose_b=True)
         scores = tf.cast(scores, tf.float32) + mask_bias
-        probs = tf.cast(tf.nn.softmax(scores, axis=-1), value.dtype)
+        probs = tf.cast(tf.nn.softmax(scores, axis=-1) * key_mask, value.dtype)
         context = tf.transpose(tf.matmul(probs, value), [0, 2, 1, 3])
         context = tf.reshape(context, tf.stack([batch * query_length, hidden]))
         if not self.first_token_only:
@@ -301,16 +312,33 @@ class ClassifierGraph(tf.Module):
         """
         token_ids = tf.cast(inputs["token_ids"], tf.int32)
         segment_ids = tf.cast(inputs["segment_ids"], tf.int32)
-        padding_mask = tf.cast(inputs["padding_mask"], tf.float32)
-        length = tf.shape(token_ids)[1]
-        check = tf.debugging.assert_less_equal(
-            length,
-            self.max_sequence_length,
-            message=f"Inputs are longer than the model's {self.max_sequence_length} "
-            "positions (max_sequence_length)",
-        )
-        with tf.control_dependencies([check]):
+        # Any nonzero mask value is a real token, as Keras' masks take it.
+        padding_mask = tf.cast(tf.not_equal(inputs["padding_mask"], 0), tf.float32)
+        shape = tf.shape(token_ids)
+        length = shape[1]
+        checks = [
+            tf.debugging.assert_less_equal(
+                length,
+                self.max_sequence_length,
+                message=f"Inputs are longer than the model's "
+                f"{self.max_sequence_length} positions (max_sequence_length)",
+            )
+        ] + [
+            tf.debugging.assert_equal(
+                tf.shape(tensor),
+                shape,
+                message=f"`{name}` and `token_ids` differ in shape",
+            )
+            for name, tensor in (
+                ("segment_ids", segment_ids),
+                ("padding_mask", padding_mask),
+            )
+        ]
+        # Nothing reads the inputs before the checks have passed.
+        with tf.control_dependencies(checks):
             token_ids = tf.identity(token_ids)
+            segment_ids = tf.identity(segment_ids)
+            padding_mask = tf.identity(padding_mask)
         layout = PackedLayout.from_padding_mask(padding_mask)
         # The embeddings of the computed tokens only, as `[tokens, width]`.
         token_ids = tf.gather(tf.reshape(token_ids, [-1]), layout.rows)
@@ -323,9 +351,10 @@ class ClassifierGraph(tf.Module):
         x = tf.cast(self.embedding_norm(x), self.compute_dtype)
         if self.projection is not None:
             x = self.projection(x)
-        mask_bias = (1.0 - padding_mask[:, None, None, :]) * MASK_BIAS
+        key_mask = padding_mask[:, None, None, :]
+        mask_bias = (1.0 - key_mask) * MASK_BIAS
         if not self.blocks:  # no Transformer layer: token 0 of the embeddings
             x = tf.gather(x, layout.first_rows)
         for block in self.blocks:
-            x = block(x, mask_bias, layout)
+            x = block(x, key_mask, mask_bias, layout)
         return tf.cast(self.head(x), tf.float32)

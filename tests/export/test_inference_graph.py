@@ -91,6 +91,44 @@ def test_masks_that_are_not_a_prefix_give_the_keras_models_logits():
     np.testing.assert_allclose(run(ClassifierGraph(model), inputs), expected, atol=2e-5)
 
 
+def test_a_text_of_padding_only_attends_to_nothing():
+    # A row with no real token (possible through `serving_token_ids` only):
+    # the Keras model attends uniformly to its padding, so its logits depend
+    # on the padded ids; the export zeroes the attention to padded keys as
+    # Keras' `Softmax` layer does, so such a row's logits depend on nothing
+    # but its token 0. The other rows keep the Keras model's logits.
+    model = classifier()
+    inputs = padded_inputs()
+    inputs["padding_mask"][1] = 0
+    graph = ClassifierGraph(model)
+    first = run(graph, inputs)
+    expected = model(inputs, training=False).numpy()
+    others = [0, 2, 3]
+    np.testing.assert_allclose(first[others], expected[others], atol=2e-5)
+    inputs["token_ids"][1, 1:] = (inputs["token_ids"][1, 1:] + 7) % VOCAB_SIZE
+    changed = model(inputs, training=False).numpy()
+    assert np.abs(changed[1] - expected[1]).max() > 1e-3  # Keras: depends on padding
+    np.testing.assert_allclose(run(graph, inputs), first, atol=1e-6)
+    assert np.isfinite(first).all()
+
+
+def test_mask_values_other_than_one_count_as_real_tokens():
+    model = classifier()
+    inputs = padded_inputs()
+    expected = run(ClassifierGraph(model), inputs)
+    inputs["padding_mask"] = inputs["padding_mask"] * 3
+    np.testing.assert_allclose(run(ClassifierGraph(model), inputs), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["segment_ids", "padding_mask"])
+def test_inputs_of_different_shapes_are_refused_by_name(name):
+    graph = ClassifierGraph(classifier())
+    inputs = padded_inputs()
+    inputs[name] = inputs[name][:, :5]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"`{name}`"):
+        run(graph, inputs)
+
+
 class _RowCounter(tf.Module):
     def __init__(self, dense):
         super().__init__()
@@ -177,10 +215,15 @@ def test_bfloat16_kernels_and_float32_logits():
     assert np.abs(out - expected).max() > 0  # really computed in bf16
 
 
-def test_inputs_longer_than_the_position_table_are_refused():
+@pytest.mark.parametrize("traced", [False, True], ids=["eager", "graph"])
+def test_inputs_longer_than_the_position_table_are_refused(traced):
+    # In a graph nothing may read the positions before the check: the error
+    # names the limit, not an out-of-range gather.
     graph = ClassifierGraph(classifier())
+    call = tf.function(graph) if traced else graph
+    inputs = {k: tf.constant(v) for k, v in padded_inputs(length=17).items()}
     with pytest.raises(tf.errors.InvalidArgumentError, match="max_sequence_length"):
-        run(graph, padded_inputs(length=17))
+        call(inputs)
 
 
 def test_unsupported_models_are_refused_by_name():
