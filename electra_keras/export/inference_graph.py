@@ -186,10 +186,15 @@ class _EncoderBlock(tf.Module):
             self.output_norm = _LayerNorm(layer._feedforward_layer_norm, "output_norm")
         self.activation = _ACTIVATIONS[activation]
 
-    def _heads(self, x: tf.Tensor, batch: tf.Tensor, length) -> tf.Tensor:
-        """`[batch * length, heads * size]` -> `[batch, heads, length, size]`."""
-        x = tf.reshape(x, tf.stack([batch, length, self.num_heads, self.head_dim]))
-        return tf.transpose(x, [0, 2, 1, 3])
+    def _heads(self, x: tf.Tensor, batch: tf.Tensor, length, parts: int = 1):
+        """`[batch * length, parts * heads * size]` -> `parts` tensors of
+        `[batch, heads, length, size]`, with one transpose: the parts come out
+        along the leading axis, where `tf.split` shares the buffer."""
+        x = tf.reshape(
+            x, tf.stack([batch, length, parts, self.num_heads, self.head_dim])
+        )
+        x = tf.transpose(x, [2, 0, 3, 1, 4])
+        return [tf.squeeze(part, 0) for part in tf.split(x, parts, axis=0)]
 
     def __call__(
         self,
@@ -206,18 +211,15 @@ class _EncoderBlock(tf.Module):
         batch, length = layout.batch, layout.length
         if self.first_token_only:
             residual = tf.gather(x, layout.first_rows)
-            query = self._heads(self.query(residual), batch, 1)
+            (query,) = self._heads(self.query(residual), batch, 1)
             key_value = tf.gather(self.key_value(x), layout.padded_rows)
-            key, value = tf.split(key_value, 2, axis=1)
+            key, value = self._heads(key_value, batch, length, parts=2)
             query_length = 1
         else:
             residual = x
             query_key_value = tf.gather(self.query_key_value(x), layout.padded_rows)
-            query, key, value = tf.split(query_key_value, 3, axis=1)
-            query = self._heads(query, batch, length)
+            query, key, value = self._heads(query_key_value, batch, length, parts=3)
             query_length = length
-        key = self._heads(key, batch, length)
-        value = self._heads(value, batch, length)
         scores = tf.matmul(query, key, transpose_b=True)
         scores = tf.cast(scores, tf.float32) + mask_bias
         probs = tf.cast(tf.nn.softmax(scores, axis=-1) * key_mask, value.dtype)
