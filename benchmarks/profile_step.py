@@ -11,8 +11,8 @@ scope: each backbone's attention and feed-forward blocks, its embeddings, the
 generator's MLM head (the logits over the vocabulary), the MLM softmax
 cross-entropy, the XLA kernels (the sampler of replacements, and the fused
 dropout, LayerNorm, GELU and Adam kernels of `layers.fused_ops` and the
-optimizer: their fusions carry no scope), the optimizer update, the input pipeline and the rest (masking, scatter of the
-samples, losses, metrics). Forward and backward ops count together (the
+optimizer: their fusions carry no scope), the optimizer update, the input
+pipeline and the rest (masking, scatter of the samples, losses, metrics). Forward and backward ops count together (the
 backward ones carry the forward's scope under `gradient_tape/`).
 
 Printed: one row per part with its share of all op time and ms per step, then

@@ -27,10 +27,11 @@ logits from the same weights with:
   come from every token).
 
 Inference only (no dropout). Scores match the Keras model's to float32
-rounding, for every row with a real token (`tests/export/test_inference_graph.py`). With
-`compute_dtype="bfloat16"` the matmuls run in bfloat16 on bfloat16 copies of
-the kernels, with LayerNorm and softmax in float32, as Keras'
-`mixed_bfloat16` policy computes them.
+rounding for every row with a real token
+(`tests/export/test_inference_graph.py`). With `compute_dtype="bfloat16"`
+the matmuls run in bfloat16 on bfloat16 copies of the kernels, with
+LayerNorm and softmax in float32, as Keras' `mixed_bfloat16` policy computes
+them.
 """
 
 from __future__ import annotations
@@ -301,8 +302,6 @@ class ClassifierGraph(tf.Module):
                 for index, layer in enumerate(backbone.transformer_layers)
             ]
             self.head = _flat_dense(model.output_dense, self.compute_dtype, "logits")
-        self.hidden_dim = int(backbone.hidden_dim)
-        self.embedding_dim = int(backbone.embedding_dim)
         self.max_sequence_length = int(backbone.max_sequence_length)
 
     def __call__(self, inputs: dict[str, tf.Tensor]) -> tf.Tensor:
