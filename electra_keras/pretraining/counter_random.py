@@ -17,6 +17,8 @@ from keras import ops
 _GOLDEN = 0x9E3779B9
 _ROW = 0x85EBCA6B
 _COLUMN = 0xC2B2AE35
+# Longest index range written as one range (4 * _SHORT bytes as a constant).
+_SHORT = 1 << 12
 
 
 def _mix(x):
@@ -85,9 +87,42 @@ def seeded_bits(seed, size):
     key = _mix(ops.bitwise_xor(seed[0], ops.convert_to_tensor(_GOLDEN, "uint32")))
     rows = ops.multiply(seed[1], ops.convert_to_tensor(_ROW, "uint32"))
     key = _mix(_mix(ops.add(key, rows)))
-    index = ops.cast(ops.arange(size, dtype="int32"), "uint32")
-    columns = ops.multiply(index, ops.convert_to_tensor(_COLUMN, "uint32"))
-    return _mix(ops.bitwise_xor(key, columns))
+    return _mix(ops.bitwise_xor(key, _column_words(size, key)))
+
+
+def _column_words(size, key):
+    """`index * _COLUMN` (mod 2**32) for `index` in `[0, size)`.
+
+    XLA's TensorFlow bridge turns a `range` into a constant of its full length,
+    and folds arithmetic on constants into more constants: a plain
+    `arange(size) * _COLUMN` became a `4 * size`-byte constant in every
+    compiled graph, one per dropout call site (490 MB in the `small` step under
+    XLA, several copies of it held while compiling). A static `size` above
+    `_SHORT` is therefore written as `row * width + column`: two ranges of about
+    `sqrt(size)` words each, one shifted by the run-time word `key` and the
+    other back by it, so that nothing is left to fold and the sum is the same.
+
+    Args:
+        size: Number of words, a Python int or a scalar int tensor.
+        key: uint32 scalar known only at run time.
+
+    Returns:
+        uint32 tensor `[size]`.
+    """
+    column = ops.convert_to_tensor(_COLUMN, "uint32")
+    if not isinstance(size, int) or size <= _SHORT:
+        return ops.multiply(ops.cast(ops.arange(size, dtype="int32"), "uint32"), column)
+    width = 1 << ((size - 1).bit_length() + 1) // 2  # The power of 2 >= sqrt(size).
+    height = -(-size // width)
+    row_step = ops.convert_to_tensor((width * _COLUMN) & 0xFFFFFFFF, "uint32")
+    rows = ops.multiply(ops.cast(ops.arange(height, dtype="int32"), "uint32"), row_step)
+    columns = ops.multiply(ops.cast(ops.arange(width, dtype="int32"), "uint32"), column)
+    words = ops.add(
+        ops.reshape(ops.add(rows, key), (height, 1)),
+        ops.reshape(ops.subtract(columns, key), (1, width)),
+    )
+    words = ops.reshape(words, (height * width,))
+    return words if height * width == size else words[:size]
 
 
 def bits_to_unit_float(bits):

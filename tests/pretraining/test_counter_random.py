@@ -1,4 +1,8 @@
+import re
+
 import numpy as np
+import pytest
+import tensorflow as tf
 
 from electra_keras.pretraining import counter_random
 
@@ -63,3 +67,52 @@ def test_bits_to_unit_float_is_strictly_inside_at_the_extremes():
     # Only the top 23 bits count: the low 9 bits change nothing.
     np.testing.assert_array_equal(u[0], u[2])
     assert u[3] == np.float32(1.5 * 2.0**-23)
+
+
+def _mix_reference(x):
+    """The avalanche mixer in numpy uint64, reduced modulo 2**32."""
+    mask = 0xFFFFFFFF
+    x = np.asarray(x, dtype=np.uint64) & mask
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & mask
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & mask
+    return x ^ (x >> 16)
+
+
+def _seeded_bits_reference(seed, size):
+    """Word i = mix(key xor i * 0xC2B2AE35), key three mixer rounds of the seed."""
+    mask = 0xFFFFFFFF
+    first, second = (int(word) & mask for word in seed)
+    key = int(_mix_reference(first ^ 0x9E3779B9))
+    key = int(_mix_reference(_mix_reference((key + second * 0x85EBCA6B) & mask)))
+    index = np.arange(size, dtype=np.uint64)
+    return _mix_reference(key ^ ((index * 0xC2B2AE35) & mask)).astype(np.uint32)
+
+
+@pytest.mark.parametrize(
+    "size", [1, 7, 4096, 4097, 5000, 1 << 16, 3 * 128 * 256, 1_000_003, 1 << 21]
+)
+def test_seeded_bits_match_the_formula_at_every_size(size):
+    # Sizes above 4,096 words build the index from two short ranges (square
+    # and not, exact and cut), below it from one: the words are the same.
+    bits = np.asarray(counter_random.seeded_bits(np.array([3, 4]), size))
+    np.testing.assert_array_equal(bits, _seeded_bits_reference([3, 4], size))
+
+
+def test_compiled_bits_carry_no_constant_of_their_length():
+    # XLA's TensorFlow bridge makes a range a constant of its full length; a
+    # constant of `size` words per dropout call site once held 490 MB in the
+    # compiled `small` step. Only short ranges may become constants.
+    size = 1 << 20
+    bits = tf.function(
+        lambda seed: counter_random.seeded_bits(seed, size), jit_compile=True
+    )
+    seed = tf.constant([3, 4], "int64")
+    hlo = bits.experimental_get_compiler_ir(seed)(stage="hlo")
+    lengths = [
+        int(np.prod([int(d) for d in dims.split(",") if d]))
+        for dims in re.findall(r"\[([\d,]*)\]\S* constant\(", hlo)
+    ]
+    assert lengths and max(lengths) <= 4096, sorted(lengths)[-3:]
+    np.testing.assert_array_equal(bits(seed), _seeded_bits_reference([3, 4], size))
