@@ -17,7 +17,8 @@ from keras import ops
 _GOLDEN = 0x9E3779B9
 _ROW = 0x85EBCA6B
 _COLUMN = 0xC2B2AE35
-# Longest index range written as one range (4 * _SHORT bytes as a constant).
+# Sizes up to this many words keep one plain range: a constant of at most 16 KB
+# under XLA. Longer ones use two ranges of about sqrt(size) words (`_column_words`).
 _SHORT = 1 << 12
 
 

@@ -116,3 +116,8 @@ def test_compiled_bits_carry_no_constant_of_their_length():
     ]
     assert lengths and max(lengths) <= 4096, sorted(lengths)[-3:]
     np.testing.assert_array_equal(bits(seed), _seeded_bits_reference([3, 4], size))
+    # A size the two ranges do not tile is cut to length inside XLA too.
+    cut = tf.function(
+        lambda seed: counter_random.seeded_bits(seed, 5000), jit_compile=True
+    )
+    np.testing.assert_array_equal(cut(seed), _seeded_bits_reference([3, 4], 5000))
