@@ -60,10 +60,7 @@ def uniform(seed: int, stream: int, step, row_ids, shape):
     for dim in shape[1:]:
         inner *= int(dim)
     keys = ops.reshape(_key(seed, stream, step, row_ids), (batch, 1))
-    columns = ops.multiply(
-        ops.cast(ops.arange(inner, dtype="int32"), "uint32"),
-        ops.convert_to_tensor(_COLUMN, "uint32"),
-    )
+    columns = _column_words(inner, ops.cast(step, "uint32"))
     bits = _mix(ops.bitwise_xor(keys, ops.reshape(columns, (1, inner))))
     return ops.reshape(bits_to_unit_float(bits), shape)
 
