@@ -282,6 +282,15 @@ def summarize_pretraining(result) -> str:
         from electra_keras.training.attention_probe import describe_attention
 
         lines.append(f"  Discriminator attention: {describe_attention(attention)}.")
+    speed = metrics.get("throughput")
+    if speed:
+        from electra_keras.training.throughput import describe_throughput
+
+        lines.append(
+            "  Speed (after each epoch's first step): "
+            + describe_throughput(speed, speed.get("device"))
+            + "."
+        )
     lines.append(f"  Discriminator: {result.discriminator_path}")
     lines.append(
         "  Next: electra-keras finetune --task mr --pretrained "

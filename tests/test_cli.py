@@ -117,6 +117,12 @@ def test_pretraining_summary_gives_a_verdict():
     assert "collapse guard fired" in fired
     empty = summarize_pretraining(result(auc=0.5, mlm=7.0, eval={}))
     assert "No evaluation ran" in empty
+    assert "Speed" not in empty  # no step was timed
+    speed = {"tokens_per_s": 2000.0, "model_tflops": 0.5, "device": "CPU"}
+    timed = summarize_pretraining(result(auc=0.85, mlm=6.2, throughput=speed))
+    assert (
+        "  Speed (after each epoch's first step): 2,000 tokens/s, 0.5 model " in timed
+    )
 
 
 def _subcommands():

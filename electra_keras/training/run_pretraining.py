@@ -14,7 +14,9 @@ training). A run directory holds:
     pretrainer.keras     generator + discriminator + heads, at the end
     discriminator.keras  the discriminator backbone alone, for fine-tuning
     metrics.json         final train and eval metrics, the unigram entropy of
-                         the eval data, the prior's entropy, collapse events
+                         the eval data, the prior's entropy, collapse events,
+                         the run's speed (tokens/s, model TFLOP/s, MFU on
+                         known GPUs)
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from electra_keras.config import ConfigError, PretrainingConfig
+from electra_keras.pretraining.flops import pretraining_flops
 
 CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.txt"
@@ -212,6 +215,7 @@ def run_pretraining(
     import keras
 
     from electra_keras.models.pretrainer import ElectraPretrainer
+    from electra_keras.training import accelerator_peaks as peak_lib
     from electra_keras.training import evaluation
     from electra_keras.training.callbacks import PeriodicCheckpoint
     from electra_keras.training.collapse_guard import CollapseGuard
@@ -222,6 +226,7 @@ def run_pretraining(
         fit_segments,
         latest_resume_step,
     )
+    from electra_keras.training.throughput import ThroughputMonitor
 
     keras.utils.set_random_seed(config.seed)
     special_ids = {
@@ -288,7 +293,14 @@ def run_pretraining(
         probe_batch=probe_batch,
         stop=config.stop_on_collapse,
     )
+    peak, device = peak_lib.run_peak_tflops(policy, replicas)
+    speed = ThroughputMonitor(
+        tokens_per_step=config.batch_size * config.seq_len,
+        flops_per_step=pretraining_flops(config)["train_per_step"],
+        peak_tflops=peak,
+    )
     callbacks = [
+        speed,  # first: the others see the figures it adds to the logs
         guard,
         ResumeCheckpoint(
             backup_dir,
@@ -338,6 +350,8 @@ def run_pretraining(
     shutil.rmtree(backup_dir, ignore_errors=True)  # the outputs are complete
     metrics = _final_metrics(config, history, unigram, guard, steps)
     metrics["attention"] = _attention(model, probe_batch, special_ids)
+    throughput = speed.summary()
+    metrics["throughput"] = throughput and {**throughput, "device": device}
     metrics["seconds"] = time.time() - start
     metrics_path = evaluation.write_metrics(output_dir, metrics)
     print(
@@ -498,7 +512,11 @@ def _describe(config: PretrainingConfig, model) -> str:
     params = sum(math.prod(v.shape) for v in model.trainable_variables)
     disc = sum(math.prod(v.shape) for v in model.discriminator.trainable_variables)
     kind = "ELECTRA" if config.electra_objective else "MLM"
-    return f"{kind} ({params / 1e6:.1f}M parameters, discriminator {disc / 1e6:.1f}M)"
+    flops = pretraining_flops(config)["train_per_step"]
+    return (
+        f"{kind} ({params / 1e6:.1f}M parameters, discriminator {disc / 1e6:.1f}M; "
+        f"{flops / 1e9:,.1f} GFLOP a step)"
+    )
 
 
 def remove_run(output_dir: str) -> None:

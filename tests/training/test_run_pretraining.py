@@ -232,6 +232,21 @@ def test_eval_split_metrics_json_and_eval_mode(tmp_path, capsys):
     ]
     assert again == mlm
     assert metrics["collapse"]["fired"] in (True, False)
+    # Speed over each 2-step epoch's second step; no MFU without a known GPU.
+    from electra_keras.config import PretrainingConfig
+    from electra_keras.pretraining.flops import pretraining_flops
+
+    speed = metrics["throughput"]
+    assert speed["steps"] == 2 and speed["device"] == "CPU" and "mfu" not in speed
+    assert len(metrics["history"]["tokens_per_s"]) == 2
+    config = PretrainingConfig.from_dict(json.loads((run / "config.json").read_text()))
+    tokens = config.batch_size * config.seq_len
+    assert speed["tokens_per_s"] == pytest.approx(2 * tokens / speed["seconds"])
+    flops = pretraining_flops(config)["train_per_step"]
+    assert speed["model_tflops"] == pytest.approx(
+        speed["tokens_per_s"] / tokens * flops / 1e12
+    )
+    assert "Speed (after each epoch's first step):" in out and "tokens/s" in out
     # Where each backbone's attention goes, per layer and head, on the probe.
     from electra_keras.training.attention_probe import attention_summary
 
