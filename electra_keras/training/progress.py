@@ -49,13 +49,19 @@ def resolve_verbosity(verbose: int | str, stream: IO | None = None) -> int:
 
 
 def format_logs(logs: dict[str, Any]) -> str:
-    """`name value` pairs, four significant digits, in Keras' order."""
+    """`name value` pairs, four significant digits, in Keras' order.
+
+    Values from 10,000 to a billion are whole numbers (`tokens_per_s 21471`),
+    not exponents.
+    """
     parts = []
     for name, value in logs.items():
         try:
-            parts.append(f"{name} {float(value):.4g}")
+            number = float(value)
         except (TypeError, ValueError):
             continue
+        text = f"{number:.0f}" if 1e4 <= abs(number) < 1e9 else f"{number:.4g}"
+        parts.append(f"{name} {text}")
     return ", ".join(parts)
 
 

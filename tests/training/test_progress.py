@@ -37,6 +37,8 @@ def test_settings_replace_keras_lines_by_one_line_per_epoch():
 def test_format_logs_skips_what_is_not_a_number():
     logs = {"loss": 0.123456, "val_accuracy": np.float32(0.5), "note": "x"}
     assert format_logs(logs) == "loss 0.1235, val_accuracy 0.5"
+    speeds = {"tokens_per_s": 21471.4, "model_tflops": 0.0718, "big": 2e9}
+    assert format_logs(speeds) == "tokens_per_s 21471, model_tflops 0.0718, big 2e+09"
 
 
 def test_fit_into_a_file_writes_one_line_per_epoch(capsys):
