@@ -1,5 +1,7 @@
 """keras-hub's transformer encoder block with hash-based dropout and a lean GELU."""
 
+import inspect
+
 import keras
 from keras_hub.layers import TransformerEncoder
 
@@ -7,6 +9,28 @@ from electra_keras.layers import activations
 from electra_keras.layers.dropout import CounterDropout
 from electra_keras.layers.gelu_dense import GeluInputDense
 from electra_keras.layers.layer_norm import FusedLayerNormalization
+
+
+def _change_class(layer: keras.layers.Layer, cls: type) -> None:
+    """Makes a built layer an instance of `cls` in place, arguments included.
+
+    Keras reads `call`'s signature once, in `Layer.__init__`, to know whether
+    to pass the context argument `training` to it. A class swapped in later
+    would keep the old answer: `keras.layers.LayerNormalization.call` takes no
+    `training`, so a `FusedLayerNormalization` made from one was never told it
+    was training and ran Keras' op-by-op LayerNorm. The cached answers are
+    recomputed here as `Layer.__init__` computes them (Keras 3.15).
+    """
+    layer.__class__ = cls
+    signature = inspect.signature(layer.call)
+    names = [p.name for p in signature.parameters.values()]
+    layer._call_signature = signature
+    layer.call_signature_parameters = names
+    layer._call_has_training_arg = "training" in names
+    layer._call_has_mask_arg = "mask" in names
+    layer._call_has_context_arg = {
+        arg: arg in names for arg in layer._call_context_args
+    }
 
 
 def _use_counter_dropout(owner: keras.layers.Layer, attribute: str) -> None:
@@ -53,7 +77,7 @@ def _move_gelu_into_output_dense(block: TransformerEncoder) -> None:
             f"keras.layers.Dense, got {type(second).__name__}."
         )
     first.activation = keras.activations.linear
-    second.__class__ = GeluInputDense
+    _change_class(second, GeluInputDense)
     second.approximate = approximate
 
 
@@ -65,7 +89,7 @@ def _use_fused_layer_norm(layer: keras.layers.Layer) -> None:
             "Expected keras-hub's LayerNorm to be a keras.layers.LayerNormalization"
             f", got {type(layer).__name__}."
         )
-    layer.__class__ = FusedLayerNormalization
+    _change_class(layer, FusedLayerNormalization)
 
 
 @keras.saving.register_keras_serializable(package="electra_keras")

@@ -137,3 +137,49 @@ def test_training_kernels_match_keras_hub_block(name):
         strict=True,
     ):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_training_calls_reach_the_fused_layer_norm(monkeypatch):
+    """Keras passes `training` only to a `call` that it saw take one when the
+    layer was made: the LayerNorms swapped in after `build` must get it too,
+    or training silently runs Keras' op-by-op LayerNorm (it did)."""
+    from electra_keras.layers import fused_ops
+
+    calls = []
+    fused = fused_ops.layer_norm
+
+    def spy(*args, **kwargs):
+        calls.append(args[0].shape)
+        return fused(*args, **kwargs)
+
+    monkeypatch.setattr(fused_ops, "layer_norm", spy)
+    layer = ElectraTransformerEncoder(intermediate_dim=8, num_heads=2, dropout=0.1)
+    x = tf.ones((2, 5, 4))
+    layer(x, training=True)
+    assert len(calls) == 2  # self-attention and feed-forward LayerNorms
+    layer(x, training=False)
+    layer(x)
+    assert len(calls) == 2  # inference: keras-hub's own ops
+    norm = layer._self_attention_layer_norm
+    assert norm._call_has_context_arg["training"]
+
+
+def test_training_reaches_the_fused_layer_norm_through_the_backbone(monkeypatch):
+    from electra_keras.layers import fused_ops
+
+    calls = []
+    fused = fused_ops.layer_norm
+    monkeypatch.setattr(
+        fused_ops, "layer_norm", lambda *a, **k: calls.append(1) or fused(*a, **k)
+    )
+    backbone = tiny_backbone(vocab_size=20, num_layers=2)
+    inputs = {
+        "token_ids": np.ones((2, 8), "int32"),
+        "segment_ids": np.zeros((2, 8), "int32"),
+        "padding_mask": np.ones((2, 8), "int32"),
+    }
+    backbone(inputs, training=True)
+    # The embeddings' LayerNorm, and two in each Transformer layer.
+    assert len(calls) == 1 + 2 * len(
+        [x for x in _layers(backbone) if isinstance(x, ElectraTransformerEncoder)]
+    )
