@@ -294,9 +294,10 @@ def run_pretraining(
         stop=config.stop_on_collapse,
     )
     peak, device = peak_lib.run_peak_tflops(policy, replicas)
+    flops_per_step = pretraining_flops(config)["train_per_step"]
     speed = ThroughputMonitor(
         tokens_per_step=config.batch_size * config.seq_len,
-        flops_per_step=pretraining_flops(config)["train_per_step"],
+        flops_per_step=flops_per_step,
         peak_tflops=peak,
     )
     callbacks = [
@@ -318,7 +319,8 @@ def run_pretraining(
     if resume_step:
         print(f"Resuming from step {resume_step} (found {backup_dir}).", flush=True)
     print(
-        f"Pretraining {_describe(config, model)} for {config.train_steps} steps.",
+        f"Pretraining {_describe(config, model, flops_per_step)} for "
+        f"{config.train_steps} steps.",
         flush=True,
     )
     keras_verbose, progress = progress_settings(verbose)
@@ -508,11 +510,10 @@ def _diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[st
     return out
 
 
-def _describe(config: PretrainingConfig, model) -> str:
+def _describe(config: PretrainingConfig, model, flops: int) -> str:
     params = sum(math.prod(v.shape) for v in model.trainable_variables)
     disc = sum(math.prod(v.shape) for v in model.discriminator.trainable_variables)
     kind = "ELECTRA" if config.electra_objective else "MLM"
-    flops = pretraining_flops(config)["train_per_step"]
     return (
         f"{kind} ({params / 1e6:.1f}M parameters, discriminator {disc / 1e6:.1f}M; "
         f"{flops / 1e9:,.1f} GFLOP a step)"
