@@ -70,7 +70,7 @@ class ThroughputMonitor(keras.callbacks.Callback):
             self._last = mark
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if logs is None or self._first is None or self._last is None:
+        if self._first is None or self._last is None:
             return
         steps = self._last[1] - self._first[1]
         seconds = self._last[0] - self._first[0]
@@ -78,7 +78,8 @@ class ThroughputMonitor(keras.callbacks.Callback):
             return
         self.steps += steps
         self.seconds += seconds
-        logs.update(self._figures(steps, seconds))
+        if logs is not None:
+            logs.update(self._figures(steps, seconds))
 
     def _figures(self, steps: int, seconds: float) -> dict[str, float]:
         figures = {
