@@ -100,6 +100,97 @@ def dropout(x, seed, rate: float, mask_shape: tuple | None = None):
     return _dropout(float(rate), shape)(x, seed)
 
 
+# --- Attention probabilities: masked softmax, then dropout ---------------------
+
+# Keras' `Softmax` fills masked scores with this (in float32 and bfloat16).
+_MASKED_SCORE = -1e9
+
+
+def _softmax_over_keys(scores, mask):
+    """Keras' masked softmax over the last axis, in float32: masked scores
+    are filled with -1e9 before it and masked probabilities zeroed after it
+    (so a row with every key masked is zeros)."""
+    scores = ops.cast(scores, "float32")
+    if mask is not None:
+        scores = ops.where(mask, scores, _MASKED_SCORE)
+    scores = scores - ops.max(scores, axis=-1, keepdims=True)
+    exponentials = ops.exp(scores)
+    probabilities = exponentials / ops.sum(exponentials, axis=-1, keepdims=True)
+    if mask is not None:
+        probabilities = ops.where(mask, probabilities, 0.0)
+    return probabilities
+
+
+@functools.cache
+def _attention_probabilities(rate: float, masked: bool):
+    @_xla_kernel
+    def forward(scores, mask, seed):
+        probabilities = _softmax_over_keys(scores, mask if masked else None)
+        dropped = probabilities
+        if rate:
+            dropped = _apply_dropout(probabilities, seed, rate, tuple(scores.shape))
+        return ops.cast(probabilities, scores.dtype), ops.cast(dropped, scores.dtype)
+
+    @_xla_kernel
+    def backward(probabilities, seed, upstream):
+        # d softmax: p * (g - sum(g * p)), with g the gradient of the
+        # probabilities before dropout (the upstream one, masked and scaled
+        # again). Masked keys have p = 0, so they get no gradient.
+        upstream = ops.cast(upstream, "float32")
+        if rate:
+            upstream = _apply_dropout(upstream, seed, rate, tuple(upstream.shape))
+        p = ops.cast(probabilities, "float32")
+        grad = p * (upstream - ops.sum(upstream * p, axis=-1, keepdims=True))
+        return ops.cast(grad, probabilities.dtype)
+
+    @keras.ops.custom_gradient
+    def attention_probabilities(scores, mask, seed):
+        probabilities, dropped = forward(scores, mask, seed)
+
+        def grad(*args, upstream=None):
+            upstream = activations.upstream_gradient(args, upstream)
+            return backward(probabilities, seed, upstream), None, None
+
+        return dropped, grad
+
+    return attention_probabilities
+
+
+def attention_probabilities(scores, mask, seed, rate: float):
+    """Attention probabilities from scores, then dropout, as one fused kernel.
+
+    The forward pass is Keras' `Softmax` over the last axis with `mask` (as
+    keras.layers.MultiHeadAttention applies it), computed in float32, followed
+    by `dropout(..., seed, rate)` on the whole tensor: the same mask as a
+    `CounterDropout` drawing `seed` would apply. The backward pass is a second
+    kernel that reads the probabilities before dropout and the upstream
+    gradient, rebuilding the dropout mask from `seed`. Op by op, the same
+    computation is about four ops forward (select, softmax, select, dropout)
+    and seven backward.
+
+    Args:
+        scores: Float tensor `[batch, heads, queries, keys]`, static shape.
+        mask: Bool tensor broadcastable to `scores` (False: masked key), or
+            None.
+        seed: int tensor `[2]` (a `keras.random.SeedGenerator` draw); unused
+            when `rate` is 0.
+        rate: Dropout rate in [0, 1).
+
+    Returns:
+        The dropped-out probabilities, in `scores`' dtype.
+    """
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"Dropout rate must be in [0, 1), got {rate}.")
+    if not all(isinstance(dim, int) for dim in scores.shape):
+        raise ValueError(
+            f"attention_probabilities needs a static shape, got {scores.shape}."
+        )
+    masked = mask is not None
+    if not masked:
+        mask = ops.zeros((), "bool")  # a placeholder the kernel ignores
+    return _attention_probabilities(float(rate), masked)(scores, mask, seed)
+
+
 # --- LayerNorm over the last axis ---------------------------------------------
 
 

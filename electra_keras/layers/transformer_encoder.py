@@ -1,4 +1,4 @@
-"""keras-hub's transformer encoder block with hash-based dropout and a lean GELU."""
+"""keras-hub's Transformer encoder block with fused training kernels."""
 
 import inspect
 
@@ -6,6 +6,7 @@ import keras
 from keras_hub.layers import TransformerEncoder
 
 from electra_keras.layers import activations
+from electra_keras.layers.attention import FusedSelfAttention
 from electra_keras.layers.dropout import CounterDropout
 from electra_keras.layers.gelu_dense import GeluInputDense
 from electra_keras.layers.layer_norm import FusedLayerNormalization
@@ -92,6 +93,17 @@ def _use_fused_layer_norm(layer: keras.layers.Layer) -> None:
     _change_class(layer, FusedLayerNormalization)
 
 
+def _use_fused_self_attention(layer: keras.layers.Layer) -> None:
+    """Turns the block's built `keras.layers.MultiHeadAttention` into a
+    `FusedSelfAttention` in place (same sub-layers, weights, name and place)."""
+    if type(layer) is not keras.layers.MultiHeadAttention:
+        raise TypeError(
+            "Expected keras-hub's self-attention to be a "
+            f"keras.layers.MultiHeadAttention, got {type(layer).__name__}."
+        )
+    _change_class(layer, FusedSelfAttention)
+
+
 @keras.saving.register_keras_serializable(package="electra_keras")
 class ElectraTransformerEncoder(TransformerEncoder):
     """`keras_hub.layers.TransformerEncoder` with fused training kernels.
@@ -102,6 +114,8 @@ class ElectraTransformerEncoder(TransformerEncoder):
       the feed-forward) are `CounterDropout`: hashed masks instead of Philox,
       which under XLA on CPU took 80% of a `tiny` pretraining step;
     - its two LayerNorms are `FusedLayerNormalization`;
+    - its self-attention is `FusedSelfAttention` (one query-key-value matmul,
+      a fused masked softmax and dropout);
     - a GELU feed-forward applies its GELU in the output projection
       (`GeluInputDense`).
     In training these run as fused XLA kernels (`fused_ops`), in inference as
@@ -112,6 +126,7 @@ class ElectraTransformerEncoder(TransformerEncoder):
         super().build(inputs_shape)
         _move_gelu_into_output_dense(self)
         _use_fused_layer_norm(self._self_attention_layer_norm)
+        _use_fused_self_attention(self._self_attention_layer)
         _use_fused_layer_norm(self._feedforward_layer_norm)
         _use_counter_dropout(self._self_attention_layer, "_dropout_layer")
         _use_counter_dropout(self, "_self_attention_dropout")

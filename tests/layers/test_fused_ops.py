@@ -96,6 +96,7 @@ def test_ops_run_as_xla_kernels_inside_a_plain_graph():
             y = fused_ops.dropout(x, _seed(), 0.1)
             y = fused_ops.layer_norm(y, gamma, beta, 1e-6)
             y = fused_ops.gelu(y)
+            y = fused_ops.attention_probabilities(y[None, None], None, _seed(), 0.1)
         return tape.gradient(y, x)
 
     concrete = tf.function(step).get_concrete_function(x)
@@ -215,3 +216,103 @@ def test_gelu_matches_keras_in_the_tails():
     np.testing.assert_allclose(got, want, rtol=0, atol=2.5e-6)
     small = np.abs(x.numpy()) < 2
     np.testing.assert_allclose(got.numpy()[small], want.numpy()[small], atol=3e-7)
+
+
+def _numpy_attention_probabilities(scores, mask):
+    """Keras' masked softmax in float64: -1e9 fill, softmax, zeroed keys."""
+    filled = np.where(mask, scores, -1e9)
+    exponentials = np.exp(filled - filled.max(-1, keepdims=True))
+    return np.where(mask, exponentials / exponentials.sum(-1, keepdims=True), 0.0)
+
+
+def _scores_and_mask(shape=(2, 3, 4, 5)):
+    scores = np.random.default_rng(7).normal(size=shape) * 3
+    mask = np.ones((shape[0], 1, 1, shape[-1]), bool)
+    mask[0, ..., 3:] = False  # the first sequence has 3 keys
+    return scores, mask
+
+
+def test_attention_probabilities_are_keras_masked_softmax_then_the_dropout_mask():
+    scores, mask = _scores_and_mask()
+    got = fused_ops.attention_probabilities(
+        tf.constant(scores, tf.float32), tf.constant(mask), _seed(), 0.25
+    ).numpy()
+    keep = _numpy_mask(_seed(), 0.25, scores.shape)
+    probabilities = _numpy_attention_probabilities(scores, mask)
+    np.testing.assert_allclose(got, np.where(keep, probabilities / 0.75, 0), atol=1e-6)
+    assert (got[0, ..., 3:] == 0).all()
+    # Without dropout the rows sum to one.
+    plain = fused_ops.attention_probabilities(
+        tf.constant(scores, tf.float32), tf.constant(mask), _seed(), 0.0
+    ).numpy()
+    np.testing.assert_allclose(plain.sum(-1), 1.0, rtol=1e-6)
+    unmasked = fused_ops.attention_probabilities(
+        tf.constant(scores, tf.float32), None, _seed(), 0.0
+    ).numpy()
+    np.testing.assert_allclose(
+        unmasked, _numpy_attention_probabilities(scores, True), atol=1e-6
+    )
+
+
+def test_attention_probabilities_with_every_key_masked_are_zero():
+    scores = tf.ones((1, 1, 2, 3))
+    mask = tf.constant([[[[True, True, True], [False, False, False]]]])
+    got = fused_ops.attention_probabilities(scores, mask, _seed(), 0.0).numpy()
+    np.testing.assert_allclose(got[0, 0, 0], [1 / 3] * 3, rtol=1e-6)
+    np.testing.assert_array_equal(got[0, 0, 1], [0, 0, 0])
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.3])
+def test_attention_probabilities_gradient_matches_autodiff_of_plain_ops(rate):
+    scores, mask = _scores_and_mask()
+    scores = tf.constant(scores, tf.float32)
+    upstream = tf.constant(
+        np.random.default_rng(8).normal(size=scores.shape), tf.float32
+    )
+
+    def reference(scores):
+        # Keras' Softmax layer, then the same hashed dropout mask (plain ops).
+        probabilities = keras.layers.Softmax()(scores, mask=tf.constant(mask))
+        if not rate:
+            return probabilities
+        return fused_ops._apply_dropout(probabilities, _seed(), rate, scores.shape)
+
+    grads = []
+    for fn in (
+        lambda s: fused_ops.attention_probabilities(
+            s, tf.constant(mask), _seed(), rate
+        ),
+        reference,
+    ):
+        with tf.GradientTape() as tape:
+            tape.watch(scores)
+            y = fn(scores)
+        grads.append(tape.gradient(y, scores, output_gradients=upstream).numpy())
+    np.testing.assert_allclose(grads[0], grads[1], atol=1e-6)
+    assert (grads[0][0, ..., 3:] == 0).all()  # masked keys get no gradient
+
+
+def test_attention_probabilities_of_bfloat16_compute_in_float32():
+    scores, mask = _scores_and_mask()
+    bf16 = tf.cast(tf.constant(scores, tf.float32), tf.bfloat16)
+    got = fused_ops.attention_probabilities(bf16, tf.constant(mask), _seed(), 0.0)
+    assert got.dtype == tf.bfloat16
+    want = fused_ops.attention_probabilities(
+        tf.cast(bf16, tf.float32), tf.constant(mask), _seed(), 0.0
+    )
+    np.testing.assert_array_equal(
+        tf.cast(got, tf.float32), tf.cast(tf.cast(want, tf.bfloat16), tf.float32)
+    )
+
+
+def test_attention_probabilities_refuse_bad_rates_and_dynamic_shapes():
+    scores = tf.ones((1, 1, 2, 2))
+    for rate in (1.0, -0.1):
+        with pytest.raises(ValueError, match="rate must be in"):
+            fused_ops.attention_probabilities(scores, None, _seed(), rate)
+    dynamic = tf.function(
+        lambda s: fused_ops.attention_probabilities(s, None, _seed(), 0.1),
+        input_signature=[tf.TensorSpec([None, 1, 2, 2], tf.float32)],
+    )
+    with pytest.raises(ValueError, match="static shape"):
+        dynamic.get_concrete_function()

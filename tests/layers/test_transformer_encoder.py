@@ -183,3 +183,32 @@ def test_training_reaches_the_fused_layer_norm_through_the_backbone(monkeypatch)
     assert len(calls) == 1 + 2 * len(
         [x for x in _layers(backbone) if isinstance(x, ElectraTransformerEncoder)]
     )
+
+
+def test_training_reaches_the_fused_attention_under_mixed_bfloat16(monkeypatch):
+    """The fused self-attention path needs `value is query` after Keras has
+    cast the inputs: under mixed precision each layer must still take it."""
+    from electra_keras.layers import fused_ops
+    from electra_keras.layers.attention import FusedSelfAttention
+
+    calls = []
+    fused = fused_ops.attention_probabilities
+    monkeypatch.setattr(
+        fused_ops,
+        "attention_probabilities",
+        lambda *a, **k: calls.append(a[0].dtype) or fused(*a, **k),
+    )
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        backbone = tiny_backbone(vocab_size=20, num_layers=2, dropout=0.1)
+        inputs = {
+            "token_ids": np.ones((2, 8), "int32"),
+            "segment_ids": np.zeros((2, 8), "int32"),
+            "padding_mask": np.ones((2, 8), "int32"),
+        }
+        backbone(inputs, training=True)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    blocks = [x for x in _layers(backbone) if isinstance(x, ElectraTransformerEncoder)]
+    assert all(type(b._self_attention_layer) is FusedSelfAttention for b in blocks)
+    assert calls == ["bfloat16"] * len(blocks)
