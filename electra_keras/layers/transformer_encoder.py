@@ -82,26 +82,15 @@ def _move_gelu_into_output_dense(block: TransformerEncoder) -> None:
     second.approximate = approximate
 
 
-def _use_fused_layer_norm(layer: keras.layers.Layer) -> None:
-    """Turns a built `keras.layers.LayerNormalization` into a
-    `FusedLayerNormalization` in place (same weights, name and place)."""
-    if type(layer) is not keras.layers.LayerNormalization:
+def _use_subclass(layer: keras.layers.Layer, base: type, subclass: type) -> None:
+    """Turns a built `base` layer of keras-hub's block into `subclass` in
+    place (same sub-layers, weights, name and place)."""
+    if type(layer) is not base:
         raise TypeError(
-            "Expected keras-hub's LayerNorm to be a keras.layers.LayerNormalization"
-            f", got {type(layer).__name__}."
+            f"Expected keras-hub's {layer.name!r} to be a keras.layers."
+            f"{base.__name__}, got {type(layer).__name__}."
         )
-    _change_class(layer, FusedLayerNormalization)
-
-
-def _use_fused_self_attention(layer: keras.layers.Layer) -> None:
-    """Turns the block's built `keras.layers.MultiHeadAttention` into a
-    `FusedSelfAttention` in place (same sub-layers, weights, name and place)."""
-    if type(layer) is not keras.layers.MultiHeadAttention:
-        raise TypeError(
-            "Expected keras-hub's self-attention to be a "
-            f"keras.layers.MultiHeadAttention, got {type(layer).__name__}."
-        )
-    _change_class(layer, FusedSelfAttention)
+    _change_class(layer, subclass)
 
 
 @keras.saving.register_keras_serializable(package="electra_keras")
@@ -125,9 +114,14 @@ class ElectraTransformerEncoder(TransformerEncoder):
     def build(self, inputs_shape):
         super().build(inputs_shape)
         _move_gelu_into_output_dense(self)
-        _use_fused_layer_norm(self._self_attention_layer_norm)
-        _use_fused_self_attention(self._self_attention_layer)
-        _use_fused_layer_norm(self._feedforward_layer_norm)
+        layer_norm = (keras.layers.LayerNormalization, FusedLayerNormalization)
+        _use_subclass(self._self_attention_layer_norm, *layer_norm)
+        _use_subclass(
+            self._self_attention_layer,
+            keras.layers.MultiHeadAttention,
+            FusedSelfAttention,
+        )
+        _use_subclass(self._feedforward_layer_norm, *layer_norm)
         _use_counter_dropout(self._self_attention_layer, "_dropout_layer")
         _use_counter_dropout(self, "_self_attention_dropout")
         _use_counter_dropout(self, "_feedforward_dropout")
