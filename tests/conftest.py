@@ -64,6 +64,20 @@ def tiny_backbone(vocab_size: int, **changes):
     return ElectraBackbone(vocab_size=vocab_size, **{**TINY_BACKBONE, **changes})
 
 
+def spy_calls(monkeypatch, module, name: str, record=lambda *args, **kwargs: args):
+    """Replaces `module.<name>` for the test by a wrapper that appends
+    `record(*args, **kwargs)` to the returned list, then calls the original."""
+    calls = []
+    original = getattr(module, name)
+
+    def spy(*args, **kwargs):
+        calls.append(record(*args, **kwargs))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, spy)
+    return calls
+
+
 # A pretrainer small enough for unit tests (about 20k parameters).
 TINY_OVERRIDES = {
     "model.vocab_size": 60,

@@ -8,6 +8,8 @@ from electra_keras.layers.attention import FusedSelfAttention
 from electra_keras.layers.dropout import CounterDropout
 from electra_keras.layers.transformer_encoder import _change_class, _use_counter_dropout
 
+from conftest import spy_calls
+
 _X = np.random.default_rng(0).normal(size=(2, 5, 8)).astype("float32")
 # keras-hub's padding mask as the block passes it: int32 [batch, 1, keys].
 _MASK = np.array([[[1, 1, 1, 0, 0]], [[1, 1, 1, 1, 1]]], "int32")
@@ -71,12 +73,8 @@ def test_causal_and_per_query_masks_are_applied():
 
 
 def test_fused_path_runs_in_training_self_attention_only(monkeypatch):
-    calls = []
-    fused = fused_ops.attention_probabilities
-    monkeypatch.setattr(
-        fused_ops,
-        "attention_probabilities",
-        lambda *a, **k: calls.append(a[0].shape) or fused(*a, **k),
+    calls = spy_calls(
+        monkeypatch, fused_ops, "attention_probabilities", lambda s, *_: s.shape
     )
     ours, _ = _pair(0.1)
     x = tf.constant(_X)

@@ -10,7 +10,14 @@ from electra_keras.layers.gelu_dense import GeluInputDense
 from electra_keras.layers.layer_norm import FusedLayerNormalization
 from electra_keras.layers.transformer_encoder import ElectraTransformerEncoder
 
-from conftest import tiny_backbone
+from conftest import spy_calls, tiny_backbone
+
+# A batch of two all-real sequences of 8 tokens for a `tiny_backbone`.
+_BACKBONE_INPUTS = {
+    "token_ids": np.ones((2, 8), "int32"),
+    "segment_ids": np.zeros((2, 8), "int32"),
+    "padding_mask": np.ones((2, 8), "int32"),
+}
 
 
 def _layers(layer):
@@ -145,14 +152,7 @@ def test_training_calls_reach_the_fused_layer_norm(monkeypatch):
     or training silently runs Keras' op-by-op LayerNorm (it did)."""
     from electra_keras.layers import fused_ops
 
-    calls = []
-    fused = fused_ops.layer_norm
-
-    def spy(*args, **kwargs):
-        calls.append(args[0].shape)
-        return fused(*args, **kwargs)
-
-    monkeypatch.setattr(fused_ops, "layer_norm", spy)
+    calls = spy_calls(monkeypatch, fused_ops, "layer_norm")
     layer = ElectraTransformerEncoder(intermediate_dim=8, num_heads=2, dropout=0.1)
     x = tf.ones((2, 5, 4))
     layer(x, training=True)
@@ -167,18 +167,9 @@ def test_training_calls_reach_the_fused_layer_norm(monkeypatch):
 def test_training_reaches_the_fused_layer_norm_through_the_backbone(monkeypatch):
     from electra_keras.layers import fused_ops
 
-    calls = []
-    fused = fused_ops.layer_norm
-    monkeypatch.setattr(
-        fused_ops, "layer_norm", lambda *a, **k: calls.append(1) or fused(*a, **k)
-    )
+    calls = spy_calls(monkeypatch, fused_ops, "layer_norm")
     backbone = tiny_backbone(vocab_size=20, num_layers=2)
-    inputs = {
-        "token_ids": np.ones((2, 8), "int32"),
-        "segment_ids": np.zeros((2, 8), "int32"),
-        "padding_mask": np.ones((2, 8), "int32"),
-    }
-    backbone(inputs, training=True)
+    backbone(_BACKBONE_INPUTS, training=True)
     # The embeddings' LayerNorm, and two in each Transformer layer.
     assert len(calls) == 1 + 2 * len(
         [x for x in _layers(backbone) if isinstance(x, ElectraTransformerEncoder)]
@@ -191,22 +182,13 @@ def test_training_reaches_the_fused_attention_under_mixed_bfloat16(monkeypatch):
     from electra_keras.layers import fused_ops
     from electra_keras.layers.attention import FusedSelfAttention
 
-    calls = []
-    fused = fused_ops.attention_probabilities
-    monkeypatch.setattr(
-        fused_ops,
-        "attention_probabilities",
-        lambda *a, **k: calls.append(a[0].dtype) or fused(*a, **k),
+    calls = spy_calls(
+        monkeypatch, fused_ops, "attention_probabilities", lambda s, *_: s.dtype
     )
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
         backbone = tiny_backbone(vocab_size=20, num_layers=2, dropout=0.1)
-        inputs = {
-            "token_ids": np.ones((2, 8), "int32"),
-            "segment_ids": np.zeros((2, 8), "int32"),
-            "padding_mask": np.ones((2, 8), "int32"),
-        }
-        backbone(inputs, training=True)
+        backbone(_BACKBONE_INPUTS, training=True)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     blocks = [x for x in _layers(backbone) if isinstance(x, ElectraTransformerEncoder)]
