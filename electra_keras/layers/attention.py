@@ -5,6 +5,7 @@ from keras import ops
 from keras.src.backend import get_keras_mask, set_keras_mask
 
 from electra_keras.layers import fused_ops
+from electra_keras.layers.dense import bias_add
 
 # The EinsumDense equations keras.layers.MultiHeadAttention builds for inputs
 # `[batch, length, hidden]`: `[hidden, heads, head_dim]` projections in, one
@@ -30,7 +31,9 @@ class FusedSelfAttention(keras.layers.MultiHeadAttention):
     - the masked softmax and the dropout of the probabilities as one fused
       kernel each way (`fused_ops.attention_probabilities`, the same dropout
       mask as the `CounterDropout` it draws its seed from);
-    - the output projection as a 2-D matmul.
+    - the output projection as a 2-D matmul;
+    - the biases added by `dense.bias_add`, whose gradient sums in float32
+      (TensorFlow's `BiasAddGrad` sums bfloat16 in bfloat16).
     The attention mask is Keras' own (`_compute_attention_mask`: the inputs'
     Keras mask, `attention_mask`, a causal mask). Anything else runs Keras'
     code.
@@ -119,7 +122,7 @@ class FusedSelfAttention(keras.layers.MultiHeadAttention):
         kernel = ops.concatenate([k for k, _ in projections], axis=1)
         qkv = ops.matmul(ops.reshape(inputs, (batch * length, hidden)), kernel)
         if self._query_dense.bias is not None:
-            qkv = ops.add(qkv, ops.concatenate([b for _, b in projections], axis=0))
+            qkv = bias_add(qkv, ops.concatenate([b for _, b in projections], axis=0))
         # [batch * length, 3 * heads * head_dim] -> [3, batch, heads, length, head_dim]
         qkv = ops.transpose(
             ops.reshape(qkv, (batch, length, 3, heads, head_dim)), (2, 0, 3, 1, 4)
@@ -153,5 +156,5 @@ class FusedSelfAttention(keras.layers.MultiHeadAttention):
             ops.reshape(output_kernel, (width, -1)),
         )
         if output.bias is not None:
-            outputs = ops.add(outputs, ops.cast(output.bias, dtype))
+            outputs = bias_add(outputs, output.bias)
         return ops.reshape(outputs, (batch, length, -1))

@@ -7,6 +7,7 @@ embedding (see `electra_keras.models.pretrainer`).
 import keras
 
 from electra_keras.layers.activations import get_activation
+from electra_keras.layers.dense import FusedDense
 from electra_keras.layers.embeddings import electra_initializer
 
 
@@ -26,7 +27,7 @@ class DiscriminatorHead(keras.layers.Layer):
     def __init__(self, hidden_dim, activation="gelu", initializer_range=0.02, **kwargs):
         super().__init__(**kwargs)
         # === Layers ===
-        self.dense = keras.layers.Dense(
+        self.dense = FusedDense(
             hidden_dim,
             activation=get_activation(activation),
             kernel_initializer=electra_initializer(initializer_range),
@@ -35,7 +36,7 @@ class DiscriminatorHead(keras.layers.Layer):
         )
         # The original's final `tf.layers.dense(hidden, units=1)` keeps the
         # Glorot-uniform default kernel.
-        self.logits_dense = keras.layers.Dense(
+        self.logits_dense = FusedDense(
             1,
             kernel_initializer="glorot_uniform",
             dtype=self.dtype_policy,

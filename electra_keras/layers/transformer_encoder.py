@@ -1,37 +1,15 @@
 """keras-hub's Transformer encoder block with fused training kernels."""
 
-import inspect
-
 import keras
 from keras_hub.layers import TransformerEncoder
 
 from electra_keras.layers import activations
 from electra_keras.layers.attention import FusedSelfAttention
+from electra_keras.layers.dense import FusedDense
 from electra_keras.layers.dropout import CounterDropout
 from electra_keras.layers.gelu_dense import GeluInputDense
 from electra_keras.layers.layer_norm import FusedLayerNormalization
-
-
-def _change_class(layer: keras.layers.Layer, cls: type) -> None:
-    """Makes a built layer an instance of `cls` in place, arguments included.
-
-    Keras reads `call`'s signature once, in `Layer.__init__`, to know whether
-    to pass the context argument `training` to it. A class swapped in later
-    would keep the old answer: `keras.layers.LayerNormalization.call` takes no
-    `training`, so a `FusedLayerNormalization` made from one was never told it
-    was training and ran Keras' op-by-op LayerNorm. The cached answers are
-    recomputed here as `Layer.__init__` computes them (Keras 3.15).
-    """
-    layer.__class__ = cls
-    signature = inspect.signature(layer.call)
-    names = [p.name for p in signature.parameters.values()]
-    layer._call_signature = signature
-    layer.call_signature_parameters = names
-    layer._call_has_training_arg = "training" in names
-    layer._call_has_mask_arg = "mask" in names
-    layer._call_has_context_arg = {
-        arg: arg in names for arg in layer._call_context_args
-    }
+from electra_keras.layers.subclassing import change_class, use_subclass
 
 
 def _use_counter_dropout(owner: keras.layers.Layer, attribute: str) -> None:
@@ -78,19 +56,8 @@ def _move_gelu_into_output_dense(block: TransformerEncoder) -> None:
             f"keras.layers.Dense, got {type(second).__name__}."
         )
     first.activation = keras.activations.linear
-    _change_class(second, GeluInputDense)
+    change_class(second, GeluInputDense)
     second.approximate = approximate
-
-
-def _use_subclass(layer: keras.layers.Layer, base: type, subclass: type) -> None:
-    """Turns a built `base` layer of keras-hub's block into `subclass` in
-    place (same sub-layers, weights, name and place)."""
-    if type(layer) is not base:
-        raise TypeError(
-            f"Expected keras-hub's {layer.name!r} to be a keras.layers."
-            f"{base.__name__}, got {type(layer).__name__}."
-        )
-    _change_class(layer, subclass)
 
 
 @keras.saving.register_keras_serializable(package="electra_keras")
@@ -106,7 +73,9 @@ class ElectraTransformerEncoder(TransformerEncoder):
     - its self-attention is `FusedSelfAttention` (one query-key-value matmul,
       a fused masked softmax and dropout);
     - a GELU feed-forward applies its GELU in the output projection
-      (`GeluInputDense`).
+      (`GeluInputDense`), and its intermediate projection is a `FusedDense`
+      (a 2-D matmul with the bias fused in, its bias gradient summed in
+      float32).
     In training these run as fused XLA kernels (`fused_ops`), in inference as
     keras-hub's ops.
     """
@@ -115,13 +84,16 @@ class ElectraTransformerEncoder(TransformerEncoder):
         super().build(inputs_shape)
         _move_gelu_into_output_dense(self)
         layer_norm = (keras.layers.LayerNormalization, FusedLayerNormalization)
-        _use_subclass(self._self_attention_layer_norm, *layer_norm)
-        _use_subclass(
+        use_subclass(self._self_attention_layer_norm, *layer_norm)
+        use_subclass(
             self._self_attention_layer,
             keras.layers.MultiHeadAttention,
             FusedSelfAttention,
         )
-        _use_subclass(self._feedforward_layer_norm, *layer_norm)
+        use_subclass(self._feedforward_layer_norm, *layer_norm)
+        use_subclass(
+            self._feedforward_intermediate_dense, keras.layers.Dense, FusedDense
+        )
         _use_counter_dropout(self._self_attention_layer, "_dropout_layer")
         _use_counter_dropout(self, "_self_attention_dropout")
         _use_counter_dropout(self, "_feedforward_dropout")

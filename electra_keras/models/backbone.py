@@ -3,6 +3,7 @@
 import keras
 
 from electra_keras.layers.activations import get_activation
+from electra_keras.layers.dense import FusedDense
 from electra_keras.layers.embeddings import ElectraEmbedding, electra_initializer
 from electra_keras.layers.transformer_encoder import ElectraTransformerEncoder
 
@@ -91,7 +92,7 @@ class ElectraBackbone(keras.Model):
         if embedding_dim != hidden_dim:
             # The original's `embeddings_project` is a plain `tf.layers.dense`:
             # Glorot-uniform kernel, not the truncated normal.
-            self.embedding_projection = keras.layers.Dense(
+            self.embedding_projection = FusedDense(
                 hidden_dim,
                 kernel_initializer="glorot_uniform",
                 dtype=dtype,

@@ -26,6 +26,7 @@ import numpy as np
 from electra_keras.config import ModelConfig
 from electra_keras.data.vocab import load_vocabulary
 from electra_keras.finetuning.optimizer import create_finetuning_optimizer
+from electra_keras.layers.dense import FusedDense
 from electra_keras.layers.dropout import CounterDropout
 from electra_keras.models.backbone import ElectraBackbone
 from electra_keras.models.classifier_preprocessor import (
@@ -103,7 +104,7 @@ class ElectraClassifier(keras.Model):
             dropout, dtype=backbone.dtype_policy, name="output_dropout"
         )
         # The original's `tf.layers.dense(reprs, num_labels)`: Glorot uniform.
-        self.output_dense = keras.layers.Dense(
+        self.output_dense = FusedDense(
             num_labels,
             kernel_initializer="glorot_uniform",
             dtype=backbone.dtype_policy,

@@ -18,8 +18,10 @@ from keras_hub.layers import MaskedLMHead
 
 from electra_keras.config import ConfigError, PretrainingConfig
 from electra_keras.layers.activations import get_activation
+from electra_keras.layers.dense import FusedDense
 from electra_keras.layers.embeddings import electra_initializer
 from electra_keras.layers.heads import DiscriminatorHead
+from electra_keras.layers.subclassing import use_subclass
 from electra_keras.models.backbone import ElectraBackbone
 from electra_keras.pretraining import counter_random, losses, masking, sampling
 from electra_keras.training.replica_step import ReplicaXlaStepMixin
@@ -111,6 +113,11 @@ class ElectraPretrainer(ReplicaXlaStepMixin, keras.Model):
         # Build every layer now: under tf.distribute the optimizer only knows
         # the variables that exist when it is built.
         self.generator_head.build((None, None, mlm_backbone.hidden_dim))
+        # keras-hub's head builds a `keras.layers.Dense`, whose bias gradient
+        # TensorFlow sums in bfloat16 under mixed precision (`FusedDense`).
+        use_subclass(
+            self.generator_head._intermediate_dense, keras.layers.Dense, FusedDense
+        )
         if self.discriminator_head is not None:
             self.discriminator_head.build((None, None, discriminator.hidden_dim))
 

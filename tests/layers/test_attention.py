@@ -6,7 +6,8 @@ import tensorflow as tf
 from electra_keras.layers import fused_ops
 from electra_keras.layers.attention import FusedSelfAttention
 from electra_keras.layers.dropout import CounterDropout
-from electra_keras.layers.transformer_encoder import _change_class, _use_counter_dropout
+from electra_keras.layers.subclassing import change_class
+from electra_keras.layers.transformer_encoder import _use_counter_dropout
 
 from conftest import spy_calls
 
@@ -29,7 +30,7 @@ def _pair(dropout=0.0, **kwargs):
             _use_counter_dropout(layer, "_dropout_layer")
         layers.append(layer)
     ours, reference = layers
-    _change_class(ours, FusedSelfAttention)
+    change_class(ours, FusedSelfAttention)
     ours.set_weights(reference.get_weights())
     if dropout:
         state = reference._dropout_layer.seed_generator.state
@@ -107,7 +108,7 @@ def test_round_trips_through_keras_saving(tmp_path):
     attention = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4)
     outputs = attention(inputs, inputs)
     model = keras.Model(inputs, outputs)
-    _change_class(attention, FusedSelfAttention)
+    change_class(attention, FusedSelfAttention)
     path = str(tmp_path / "model.keras")
     model.save(path)
     restored = keras.saving.load_model(path)

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from electra_keras.config import ModelConfig
 from electra_keras.finetuning.optimizer import LayerwiseAdamW
+from electra_keras.layers.dense import FusedDense
 from electra_keras.models.backbone import ElectraBackbone
 from electra_keras.models.classifier import ElectraClassifier
 from electra_keras.models.classifier_preprocessor import (
@@ -95,6 +96,11 @@ def test_default_compile_uses_layerwise_optimizer():
     regression = _classifier(1)
     regression.compile()
     assert isinstance(regression.loss, keras.losses.MeanSquaredError)
+
+
+def test_output_layer_sums_its_bias_gradient_in_float32():
+    # keras.layers.Dense's BiasAddGrad sums bfloat16 in bfloat16 (`FusedDense`).
+    assert type(_classifier().output_dense) is FusedDense
 
 
 def test_output_layer_is_glorot_uniform_as_the_original():

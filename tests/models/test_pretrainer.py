@@ -3,6 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from electra_keras.layers.dense import FusedDense
+from electra_keras.layers.gelu_dense import GeluInputDense
 from electra_keras.models.pretrainer import ElectraPretrainer
 
 from conftest import SPECIAL_IDS, make_token_batch, run_python
@@ -28,6 +30,21 @@ def test_tied_embeddings_are_one_variable(tiny_config):
     # The MLM head has an output bias but no kernel of its own.
     head_shapes = [tuple(v.shape) for v in model.generator_head.weights]
     assert (60,) in head_shapes and (8, 60) not in head_shapes
+
+
+def test_every_dense_layer_sums_its_bias_gradient_in_float32(tiny_config):
+    # keras.layers.Dense's BiasAddGrad sums bfloat16 in bfloat16 (`FusedDense`).
+    model = _build(tiny_config)
+    dense = [
+        layer
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if isinstance(layer, keras.layers.Dense)
+    ]
+    kinds = {type(layer) for layer in dense}
+    assert kinds == {FusedDense, GeluInputDense}
+    names = {layer.path for layer in dense}
+    assert "generator_head/intermediate_dense" in names
+    assert "discriminator_head/logits_dense" in names
 
 
 def test_generator_is_a_fraction_of_the_discriminator(tiny_config):
