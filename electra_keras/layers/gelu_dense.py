@@ -30,7 +30,8 @@ def _gelu_dense(approximate: bool, fused: bool):
             flat_value = ops.reshape(value, (-1, units[0]))
             flat_upstream = ops.reshape(upstream, (-1, units[1]))
             grad_kernel = ops.matmul(ops.transpose(flat_value), flat_upstream)
-            grad_bias = ops.sum(flat_upstream, axis=0)
+            # Not `ops.sum`: TensorFlow's `Sum` accumulates float16 in float16.
+            grad_bias = fused_ops.sum_rows(flat_upstream)
             return grad_x, grad_kernel, grad_bias
 
         return outputs, grad

@@ -125,6 +125,19 @@ def test_mixed_bfloat16():
     assert grad.dtype == tf.float32
 
 
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_half_precision_bias_gradient_is_summed_in_float32(policy, training):
+    # The bias gradient sums the upstream gradient over 4096 tokens: exact
+    # here, where a bfloat16 accumulator stops at 256 and a float16 one at 2048.
+    layer = _layer(False, dtype=policy)
+    x = tf.zeros((64, 64, 6))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.cast(layer(x, training=training), tf.float32))
+    grad = tape.gradient(loss, layer.bias)
+    np.testing.assert_array_equal(grad, [4096.0] * 3)
+
+
 def test_refuses_an_output_activation():
     layer = GeluInputDense(3, activation="relu")
     with pytest.raises(ValueError, match="no activation to its outputs"):
