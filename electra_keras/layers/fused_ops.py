@@ -303,33 +303,3 @@ def gelu_backward(x, upstream, approximate: bool = False):
         Two tensors like `x`.
     """
     return _gelu_kernels(bool(approximate))[1](x, upstream)
-
-
-# --- Sums over rows (bias gradients) --------------------------------------------
-
-
-@_xla_kernel
-def _sum_rows_in_float32(x):
-    rows = tuple(range(len(x.shape) - 1))
-    return ops.cast(ops.sum(ops.cast(x, "float32"), axis=rows), x.dtype)
-
-
-def sum_rows(x):
-    """`x` summed over all but its last axis, accumulated in float32.
-
-    A bias gradient. TensorFlow's kernels differ by dtype: `BiasAddGrad`
-    accumulates bfloat16 in bfloat16 and `Sum` float16 in float16 (partial
-    sums stop growing at 256 and 2048 equal terms). bfloat16 goes to `Sum`,
-    which accumulates it in float32 and ran faster than XLA's bfloat16
-    converts; float16 and float32 to one XLA kernel, which ran 1.3-4x faster
-    than TensorFlow's float32 column sums.
-
-    Args:
-        x: Float tensor `[..., dim]`.
-
-    Returns:
-        A tensor `[dim]` of `x`'s dtype (the float32 sum rounded once).
-    """
-    if keras.backend.standardize_dtype(x.dtype) == "bfloat16":
-        return ops.sum(x, axis=tuple(range(len(x.shape) - 1)))
-    return _sum_rows_in_float32(x)

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from electra_keras.layers import activations, fused_ops
+from electra_keras.layers.dense import bias_gradient
 
 
 def _gelu_dense(approximate: bool, fused: bool):
@@ -31,7 +32,7 @@ def _gelu_dense(approximate: bool, fused: bool):
             flat_upstream = ops.reshape(upstream, (-1, units[1]))
             grad_kernel = ops.matmul(ops.transpose(flat_value), flat_upstream)
             # Not `ops.sum`: TensorFlow's `Sum` accumulates float16 in float16.
-            grad_bias = fused_ops.sum_rows(flat_upstream)
+            grad_bias = bias_gradient(flat_upstream)
             return grad_x, grad_kernel, grad_bias
 
         return outputs, grad

@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from electra_keras.layers import dense as dense_module
-from electra_keras.layers.dense import FusedDense, bias_add
+from electra_keras.layers.dense import FusedDense, bias_add, bias_gradient
 
 from conftest import spy_calls
 
@@ -56,6 +56,26 @@ def test_half_precision_bias_gradient_is_summed_in_float32(dtype):
     grad = tf.cast(grad, "float64").numpy()
     # One rounding of the result: within 2**-8 of it, relative, in bfloat16.
     np.testing.assert_array_less(np.abs(grad - exact), np.abs(exact) * 2.0**-8 + 1e-3)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+def test_bias_gradient_accumulates_in_float32(dtype):
+    # 4096 ones: a bfloat16 accumulator stops at 256, a float16 one at 2048
+    # (TensorFlow's BiasAddGrad and Sum respectively); 3-D input.
+    total = bias_gradient(tf.ones((64, 64, 3), dtype))
+    assert total.dtype == dtype
+    np.testing.assert_array_equal(tf.cast(total, "float32"), [4096.0] * 3)
+
+    values = np.random.default_rng(0).normal(size=(4096, 8))
+    x = tf.cast(values, dtype)
+    exact = tf.cast(x, "float64").numpy().sum(axis=0)
+    total = tf.cast(bias_gradient(x), "float64").numpy()
+    # One rounding of the result to `dtype` (2**-8 relative for bfloat16),
+    # plus float32's own accumulation error (about 1e-4 here; a bfloat16
+    # accumulator is off by about 30, a float16 one by about 1).
+    ulp = {"float32": 2.0**-23, "bfloat16": 2.0**-8, "float16": 2.0**-10}[dtype]
+    bound = np.abs(exact) * ulp + 2.0**-20 * np.abs(values).sum(axis=0)
+    np.testing.assert_array_less(np.abs(total - exact), bound)
 
 
 def test_bias_is_cast_to_the_inputs_dtype():

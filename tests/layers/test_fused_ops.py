@@ -316,20 +316,3 @@ def test_attention_probabilities_refuse_bad_rates_and_dynamic_shapes():
     )
     with pytest.raises(ValueError, match="static shape"):
         dynamic.get_concrete_function()
-
-
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
-def test_sum_rows_accumulates_in_float32(dtype):
-    # 4096 ones: a bfloat16 accumulator stops at 256, a float16 one at 2048
-    # (TensorFlow's BiasAddGrad and Sum respectively).
-    total = fused_ops.sum_rows(tf.ones((64, 64, 3), dtype))
-    assert total.dtype == dtype
-    np.testing.assert_array_equal(tf.cast(total, "float32"), [4096.0] * 3)
-
-    values = np.random.default_rng(0).normal(size=(4096, 8))
-    x = tf.cast(values, dtype)
-    exact = tf.cast(x, "float64").numpy().sum(axis=0)
-    total = tf.cast(fused_ops.sum_rows(x), "float64").numpy()
-    # One rounding of the result to `dtype` (2**-8 relative for bfloat16).
-    ulp = {"float32": 2.0**-23, "bfloat16": 2.0**-8, "float16": 2.0**-10}[dtype]
-    np.testing.assert_array_less(np.abs(total - exact), np.abs(exact) * ulp + 1e-4)

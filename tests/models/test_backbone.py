@@ -93,7 +93,7 @@ def test_embedding_projection_is_glorot_uniform_as_the_original():
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_bias_gradients_are_as_close_to_float32_as_kernels(policy):
     # TensorFlow sums a BiasAdd's bfloat16 gradient in bfloat16, and `Sum`
-    # float16 in float16 (`fused_ops.sum_rows`): over ELECTRA-Small's 4096
+    # float16 in float16 (`dense.bias_gradient`): over ELECTRA-Small's 4096
     # tokens that put bias gradients 6-59% off where kernels were under 2%
     # off. Same weights and tokens in float32 and in `policy`.
     batch = make_token_batch(num_rows=256)
