@@ -75,8 +75,8 @@ class FusedDense(keras.layers.Dense):
     training the inputs are flattened to `[tokens, features]`, so the matmul
     and the bias add are one oneDNN kernel (Keras' `Tensordot` reshapes
     between them, which keeps them apart), and the bias gradient is exact up
-    to one rounding under `mixed_bfloat16`. Inference runs Keras' code, so
-    exported graphs do not change.
+    to one rounding under `mixed_bfloat16` and `mixed_float16`. Inference runs
+    Keras' code, so exported graphs do not change.
     """
 
     def call(self, inputs, training=None):
