@@ -9,7 +9,7 @@ from electra_keras.layers.dense import FusedDense
 from electra_keras.layers.dropout import CounterDropout
 from electra_keras.layers.gelu_dense import GeluInputDense
 from electra_keras.layers.layer_norm import FusedLayerNormalization
-from electra_keras.layers.subclassing import change_class, use_subclass
+from electra_keras.layers.subclassing import use_subclass
 
 
 def _use_counter_dropout(owner: keras.layers.Layer, attribute: str) -> None:
@@ -47,17 +47,14 @@ def _move_gelu_into_output_dense(block: TransformerEncoder) -> None:
     )
     if approximate is None:
         return
-    if type(second) is not keras.layers.Dense or second.activation not in (
-        None,
-        keras.activations.linear,
-    ):
+    if second.activation not in (None, keras.activations.linear):
         raise TypeError(
-            "Expected keras-hub's feed-forward output to be a linear "
-            f"keras.layers.Dense, got {type(second).__name__}."
+            "Expected keras-hub's feed-forward output to be linear, got "
+            f"activation {second.activation!r}."
         )
-    first.activation = keras.activations.linear
-    change_class(second, GeluInputDense)
+    use_subclass(second, keras.layers.Dense, GeluInputDense)
     second.approximate = approximate
+    first.activation = keras.activations.linear
 
 
 @keras.saving.register_keras_serializable(package="electra_keras")
