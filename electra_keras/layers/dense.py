@@ -66,6 +66,24 @@ def bias_add(x, bias):
     return _bias_add(x, ops.cast(bias, x.dtype))
 
 
+def flatten_tokens(inputs):
+    """`inputs` `[..., features]` as a 2-D `[tokens, features]` tensor.
+
+    oneDNN fuses a bias add into a 2-D matmul only: Keras' `Tensordot` path
+    for 3-D inputs reshapes between the two.
+    """
+    return ops.reshape(inputs, (-1, inputs.shape[-1]))
+
+
+def unflatten_tokens(outputs, inputs):
+    """`flatten_tokens`' inverse: `outputs` `[tokens, units]` reshaped to
+    `inputs`' leading axes (static where known, else read at run time)."""
+    leading = list(inputs.shape[:-1])
+    if any(dim is None for dim in leading):
+        leading = ops.shape(inputs)[:-1]
+    return ops.reshape(outputs, (*leading, outputs.shape[-1]))
+
+
 @keras.saving.register_keras_serializable(package="electra_keras")
 class FusedDense(keras.layers.Dense):
     """`keras.layers.Dense` whose training path is a 2-D matmul with its bias
@@ -82,14 +100,10 @@ class FusedDense(keras.layers.Dense):
     def call(self, inputs, training=None):
         if not training:
             return super().call(inputs, training=training)
-        features = inputs.shape[-1]
-        outputs = ops.matmul(ops.reshape(inputs, (-1, features)), self.kernel)
+        outputs = ops.matmul(flatten_tokens(inputs), self.kernel)
         if self.bias is not None:
             outputs = bias_add(outputs, self.bias)
-        leading = list(inputs.shape[:-1])
-        if any(dim is None for dim in leading):
-            leading = ops.shape(inputs)[:-1]
-        outputs = ops.reshape(outputs, (*leading, self.units))
+        outputs = unflatten_tokens(outputs, inputs)
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from electra_keras.layers import activations, fused_ops
-from electra_keras.layers.dense import bias_gradient
+from electra_keras.layers.dense import bias_gradient, flatten_tokens, unflatten_tokens
 
 
 def _gelu_dense(approximate: bool, fused: bool):
@@ -62,8 +62,10 @@ class GeluInputDense(keras.layers.Dense):
     ELECTRA-Small at batch 32 that is 16 MB per discriminator layer, 0.2 GB in
     all, for one extra elementwise pass.
 
-    In training the GELU and its backward pass run as fused XLA kernels
-    (`fused_ops.gelu`, `fused_ops.gelu_backward`); in inference as plain ops.
+    In training the inputs are flattened to `[tokens, features]` (a 2-D
+    matmul, which oneDNN fuses with the bias add) and the GELU and its
+    backward pass run as fused XLA kernels (`fused_ops.gelu`,
+    `fused_ops.gelu_backward`); in inference the layer runs plain ops.
     """
 
     def __init__(self, units, approximate=False, **kwargs):
@@ -81,8 +83,13 @@ class GeluInputDense(keras.layers.Dense):
             bias = ops.zeros((self.units,), self.compute_dtype)
         else:
             bias = ops.cast(self.bias, self.compute_dtype)
-        fused = bool(training)
-        return _GELU_DENSE[self.approximate, fused](inputs, kernel, bias)
+        if not training:
+            return _GELU_DENSE[self.approximate, False](inputs, kernel, bias)
+        # In training a 2-D matmul, which oneDNN fuses with the bias add.
+        outputs = _GELU_DENSE[self.approximate, True](
+            flatten_tokens(inputs), kernel, bias
+        )
+        return unflatten_tokens(outputs, inputs)
 
     def get_config(self):
         return {**super().get_config(), "approximate": self.approximate}

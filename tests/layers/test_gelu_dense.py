@@ -56,7 +56,8 @@ def _reference_gradients(layer, x, approximate):
 
 @pytest.mark.parametrize("approximate", [False, True])
 @pytest.mark.parametrize("jit", [False, True])
-def test_gradients_match_autodiff_with_and_without_xla(approximate, jit):
+@pytest.mark.parametrize("training", [False, True])
+def test_gradients_match_autodiff_with_and_without_xla(approximate, jit, training):
     layer = _layer(approximate)
     x = _inputs()
 
@@ -64,7 +65,7 @@ def test_gradients_match_autodiff_with_and_without_xla(approximate, jit):
     def gradients(x):
         with tf.GradientTape() as tape:
             tape.watch(x)
-            loss = tf.reduce_sum(tf.sin(layer(x)))
+            loss = tf.reduce_sum(tf.sin(layer(x, training=training)))
         return tape.gradient(loss, [x, layer.kernel, layer.bias])
 
     for got, want in zip(
@@ -136,6 +137,22 @@ def test_half_precision_bias_gradient_is_summed_in_float32(policy, training):
         loss = tf.reduce_sum(tf.cast(layer(x, training=training), tf.float32))
     grad = tape.gradient(loss, layer.bias)
     np.testing.assert_array_equal(grad, [4096.0] * 3)
+
+
+def test_training_path_is_a_fused_2d_matmul_and_takes_a_run_time_batch():
+    layer = _layer(False)
+    x = _inputs()
+
+    @tf.function(input_signature=[tf.TensorSpec((None, None, 6), tf.float32)])
+    def train_outputs(x):
+        return layer(x, training=True)
+
+    np.testing.assert_allclose(train_outputs(x), layer(x), rtol=1e-5, atol=1e-5)
+    graph = train_outputs.get_concrete_function().graph
+    matmuls = [op for op in graph.get_operations() if op.type == "MatMul"]
+    assert len(matmuls) == 1 and matmuls[0].inputs[0].shape.rank == 2
+    # The bias is added to the 2-D matmul's output, which grappler fuses.
+    assert [c.type for c in matmuls[0].outputs[0].consumers()] == ["BiasAdd"]
 
 
 def test_refuses_an_output_activation():
