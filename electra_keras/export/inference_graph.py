@@ -20,8 +20,10 @@ logits from the same weights with:
 - the padding mask as one additive `[batch, 1, 1, length]` bias, and the
   attention probabilities of padded keys zeroed as Keras' `Softmax` layer
   does: a row with no real token (only `serving_token_ids` can send one)
-  attends to nothing, where the Keras model's attention is uniform over its
-  padding and its scores depend on the padded ids;
+  attends to nothing. So does the Keras model when its attention dropout is
+  above 0 (its `Softmax` layer); with dropout 0 Keras takes
+  `ops.dot_product_attention`, whose attention is uniform over the padding
+  of such a row, and its scores then depend on the padded ids;
 - in the last layer, only token 0's query, attention output and
   feed-forward: the head reads nothing else (the keys and values still
   come from every token).
@@ -30,8 +32,9 @@ Inference only (no dropout). Scores match the Keras model's to float32
 rounding for every row with a real token
 (`tests/export/test_inference_graph.py`). With `compute_dtype="bfloat16"`
 the matmuls run in bfloat16 on bfloat16 copies of the kernels, with
-LayerNorm and softmax in float32, as Keras' `mixed_bfloat16` policy computes
-them.
+LayerNorm and softmax in float32. (Keras' `mixed_bfloat16` policy computes
+LayerNorm in float32 too, but the attention softmax of a model with dropout
+in bfloat16.)
 """
 
 from __future__ import annotations

@@ -40,6 +40,9 @@ class ElectraBackbone(keras.Model):
         embedding: An existing `ElectraEmbedding` to share (the generator gets
             the discriminator's). Not serialized: `ElectraPretrainer` restores
             the sharing when it is loaded.
+        dtype: Dtype policy of every layer. Serialized only when given: a
+            backbone built under the global policy takes the global policy
+            of the process that loads it (so `--precision` decides).
     """
 
     def __init__(
@@ -145,6 +148,7 @@ class ElectraBackbone(keras.Model):
         self.activation = activation
         self.layer_norm_epsilon = layer_norm_epsilon
         self.initializer_range = initializer_range
+        self._dtype_argument = dtype
 
     @property
     def token_embedding(self):
@@ -152,7 +156,7 @@ class ElectraBackbone(keras.Model):
         return self.embedding.token_embedding
 
     def get_config(self):
-        return {
+        config = {
             "name": self.name,
             "trainable": self.trainable,
             "vocab_size": self.vocab_size,
@@ -168,6 +172,11 @@ class ElectraBackbone(keras.Model):
             "layer_norm_epsilon": self.layer_norm_epsilon,
             "initializer_range": self.initializer_range,
         }
+        if self._dtype_argument is not None:
+            # Not `self.dtype_policy`: a functional model's reads float32.
+            policy = keras.dtype_policies.get(self._dtype_argument)
+            config["dtype"] = keras.dtype_policies.serialize(policy)
+        return config
 
     @classmethod
     def from_config(cls, config):

@@ -61,6 +61,21 @@ def test_config_and_saving_round_trip(tmp_path):
     np.testing.assert_allclose(np.asarray(restored(batch)), expected, atol=1e-6)
 
 
+def test_an_explicit_dtype_round_trips_and_the_global_policy_is_not_saved(tmp_path):
+    backbone = ElectraBackbone(**KWARGS, dtype="mixed_bfloat16")
+    batch = make_token_batch(num_rows=2)
+    expected = np.asarray(backbone(batch), "float32")
+    path = str(tmp_path / "backbone.keras")
+    backbone.save(path)
+    restored = keras.saving.load_model(path)
+    layers = [restored.embedding_projection, *restored.transformer_layers]
+    assert {layer.compute_dtype for layer in layers} == {"bfloat16"}
+    assert {layer.variable_dtype for layer in layers} == {"float32"}
+    np.testing.assert_array_equal(np.asarray(restored(batch), "float32"), expected)
+    # Built under the global policy: the loading process's policy decides.
+    assert "dtype" not in ElectraBackbone(**KWARGS).get_config()
+
+
 def test_layer_names_map_to_reference_layout():
     backbone = ElectraBackbone(**KWARGS)
     paths = [w.path for w in backbone.weights]
