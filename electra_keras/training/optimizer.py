@@ -49,6 +49,20 @@ WEIGHT_DECAY_EXCLUDE_PATTERNS = (
 )
 
 
+def dense_gradients(grads: Sequence[Any]) -> list[Any]:
+    """`grads` with every `tf.IndexedSlices` (the gradient of a gather) summed
+    into a dense tensor; None and dense gradients pass through.
+
+    The norm of an `IndexedSlices`' values is not its gradient's norm when an
+    index repeats (a segment id, a frequent token): 4,096 rows of the two
+    segment ids hold one gradient row each per token. The Adam update reads
+    the whole table anyway, so the dense sum costs no extra pass over it.
+    """
+    return [
+        tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads
+    ]
+
+
 @functools.cache
 def _adam_kernel(beta_1: float, beta_2: float, epsilon: float, decay: float | None):
     """ELECTRA's Adam update of one variable as one XLA kernel.
@@ -128,6 +142,14 @@ class ElectraAdamW(keras.optimizers.AdamW):
         self.assign(m, new_m)
         self.assign(v, new_v)
         self.assign(variable, new_variable)
+
+    def _clip_gradients(self, grads):
+        # Norms of the summed gradient, as the original's (its lookups are
+        # one-hot matmuls, their gradients dense): Keras' norm of a gather's
+        # `IndexedSlices` counts one row per occurrence, not per table row.
+        if self.clipnorm or self.global_clipnorm:
+            grads = dense_gradients(grads)
+        return super()._clip_gradients(grads)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from electra_keras.pretraining import masking
+from electra_keras.training.optimizer import dense_gradients
 from electra_keras.training.strategy import resolve_xla
 
 _SCALAR_KEYS = (
@@ -130,7 +131,9 @@ class ReplicaXlaStepMixin:
             )
             loss = self.combine_losses(outputs, mlm_count, disc_count)
             scaled = self.optimizer.scale_loss(loss)
-        grads = tape.gradient(scaled, variables)
+        # Dense, so that the global norm and the cross-replica sum are the
+        # summed gradient's (`optimizer.dense_gradients`).
+        grads = dense_gradients(tape.gradient(scaled, variables))
         return outputs, grads
 
     def _eval_fn(self, inputs, step, row_ids):

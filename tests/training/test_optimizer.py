@@ -346,6 +346,34 @@ def test_fused_update_clips_by_global_norm_like_the_original():
     np.testing.assert_allclose(before - kernel.numpy(), expected, rtol=1e-2)
 
 
+@pytest.mark.parametrize("clipping", ["global_clipnorm", "clipnorm"])
+def test_clipping_uses_the_norm_of_a_gathers_summed_gradient(clipping):
+    """A gather's gradient (`IndexedSlices`) with a repeated index: clipped
+    by the norm of the summed gradient, as the original's dense one."""
+    values = np.array([[3.0, 0.0], [3.0, 0.0], [0.0, 4.0]], "float32")
+    indices = np.array([1, 1, 0])
+    dense = np.zeros((3, 2), "float32")
+    np.add.at(dense, indices, values)  # rows [0, 4], [6, 0], [0, 0]: norm 7.2
+    updated = []
+    for gradient in (
+        tf.IndexedSlices(
+            tf.constant(values), tf.constant(indices), tf.constant([3, 2])
+        ),
+        tf.constant(dense),
+    ):
+        var = keras.Variable(np.zeros((3, 2), "float32"), name="table")
+        # A large epsilon makes the clipping factor show in the update.
+        opt = ElectraAdamW(
+            learning_rate=1.0, weight_decay=0.0, epsilon=10.0, **{clipping: 1.0}
+        )
+        opt.apply([gradient], [var])
+        updated.append(var.numpy())
+    np.testing.assert_allclose(updated[0], updated[1], rtol=1e-6)
+    clipped = dense / np.sqrt((dense**2).sum())
+    expected = -0.1 * clipped / (np.sqrt(0.001 * clipped**2) + 10.0)
+    np.testing.assert_allclose(updated[1], expected, rtol=1e-5)
+
+
 def test_non_finite_gradient_norm_makes_the_update_nan_as_in_keras():
     var = keras.Variable(np.ones(3, "float32"), name="kernel")
     other = keras.Variable(np.ones(2, "float32"), name="other")

@@ -14,11 +14,12 @@ from electra_keras.models.pretrainer import ElectraPretrainer
 from conftest import SPECIAL_IDS, make_token_batch, run_python
 
 # Trains 2 epochs x 4 steps of a tiny pretrainer and prints per-step losses.
-# argv: mode ("single" | "mirrored"), xla ("1" | "0"), weights file.
+# argv: mode ("single" | "mirrored"), xla ("1" | "0"), weights file[, clipnorm].
 _TRAIN_SCRIPT = """
 import json, sys
 import numpy as np, tensorflow as tf
 mode, xla, weights_path = sys.argv[1], sys.argv[2] == "1", sys.argv[3]
+clipnorm = float(sys.argv[4]) if len(sys.argv) > 4 else 1.0
 if mode == "mirrored":
     from electra_keras.training.strategy import create_strategy
     strategy = create_strategy("mirrored", num_cpu_replicas=2)
@@ -30,7 +31,9 @@ from conftest import SPECIAL_IDS, make_token_batch, tiny_test_config
 from electra_keras.models.pretrainer import ElectraPretrainer
 from electra_keras.training.optimizer import create_optimizer
 keras.utils.set_random_seed(1)
-config = tiny_test_config(learning_rate=1e-2, warmup_steps=2, train_steps=100)
+config = tiny_test_config(
+    learning_rate=1e-2, warmup_steps=2, train_steps=100, clipnorm=clipnorm
+)
 with strategy.scope():
     model = ElectraPretrainer.from_config_object(config, SPECIAL_IDS)
     saved = np.load(weights_path)
@@ -52,12 +55,13 @@ print("RESULT " + json.dumps({
 """
 
 
-def _run(tmp_path, mode, xla, env=None):
+def _run(tmp_path, mode, xla, env=None, clipnorm=1.0):
     script = tmp_path / "train.py"
     script.write_text(_TRAIN_SCRIPT)
+    argv = ["train.py", mode, xla, str(tmp_path / "w.npz"), str(clipnorm)]
     code = (
         "import sys, runpy; "
-        f"sys.argv = ['train.py', {mode!r}, {xla!r}, {str(tmp_path / 'w.npz')!r}]; "
+        f"sys.argv = {argv!r}; "
         f"runpy.run_path({str(script)!r}, run_name='__main__')"
     )
     out = run_python(code, env=env)
@@ -92,6 +96,35 @@ def test_mirrored_two_cpus_with_xla_matches_one_device(tmp_path, initial_weights
     assert any("grad_fn" in name for name in compiled), sorted(compiled)[:20]
     not_compiled = os.listdir(off) if off.exists() else []
     assert not any("grad_fn" in name for name in not_compiled)
+
+
+@pytest.mark.slow
+def test_mirrored_without_clipping_matches_one_device(tmp_path, initial_weights):
+    # `clipnorm=0` turns clipping off. The segment table's gradient (a
+    # gather's IndexedSlices) once reached the division by the replica count,
+    # which IndexedSlices do not support.
+    single = _run(tmp_path, "single", "0", clipnorm=0.0)
+    mirrored = _run(tmp_path, "mirrored", "0", clipnorm=0.0)
+    assert mirrored["replicas"] == 2
+    np.testing.assert_allclose(mirrored["losses"], single["losses"], rtol=1e-4)
+    np.testing.assert_allclose(mirrored["checksum"], single["checksum"], rtol=1e-5)
+
+
+def test_gradients_are_dense(tiny_config):
+    # A gather's IndexedSlices would count one row per occurrence in the
+    # global norm (the segment table: one per token).
+    model = ElectraPretrainer.from_config_object(tiny_config, SPECIAL_IDS)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3), xla=False)
+    batch = {k: tf.constant(v) for k, v in make_token_batch(8).items()}
+    _, grads = model._grad_fn(
+        batch,
+        tf.constant(0, tf.int64),
+        tf.range(8),
+        tf.constant(3.0),
+        tf.constant(90.0),
+    )
+    assert len(grads) == len(model.trainable_variables)
+    assert not [g for g in grads if isinstance(g, tf.IndexedSlices)]
 
 
 def test_compile_flag_marks_the_replica_function(tiny_config):
