@@ -531,6 +531,7 @@ def finetune(
     from electra_keras.training.resume_checkpoint import (
         ResumeCheckpoint,
         fit_segments,
+        resume_batches,
     )
 
     atomic_write_text(
@@ -553,7 +554,8 @@ def finetune(
             verbose,
         )
     history: dict[str, list[float]] = {}
-    for first_epoch, skip, steps in fit_segments(resume_step, steps_per_epoch, epochs):
+    resume_batch = resume_batches(backup_dir, resume_step)
+    for first_epoch, skip, steps in fit_segments(resume_batch, steps_per_epoch, epochs):
         segment = model.fit(
             training_data(skip),
             validation_data=validation,

@@ -7,10 +7,12 @@ continue exactly where it stopped:
   learning-rate schedule and the masking/sampling keys read it);
 - the state of every `keras.random.SeedGenerator` (dropout), which
   `save_weights` leaves out; they go into the same HDF5 file, group `resume`;
-- the input pipeline's position: the step itself. The training data order is
-  a fixed function of the seed (see `skip_batches` of
-  `load_pretraining_dataset` and of `make_classification_dataset`), so step N
-  resumes at batch N.
+- the input pipeline's position: the batches consumed. The training data
+  order is a fixed function of the seed (see `skip_batches` of
+  `load_pretraining_dataset` and of `make_classification_dataset`), so a run
+  that consumed N batches resumes at batch N. That is the step, except under
+  `mixed_float16`: a step whose gradients are not finite consumes its batch
+  but is skipped by the `LossScaleOptimizer` without advancing `iterations`.
 
 Pretraining (`run_pretraining`) and fine-tuning (`finetune`) runs both keep
 these in `<run dir>/backup` and delete it once their outputs are written.
@@ -79,8 +81,26 @@ def _fsync(path: str) -> None:
         os.close(fd)
 
 
-def save_resume_checkpoint(model: keras.Model, directory: str) -> str:
-    """Writes the model's resume checkpoint atomically; returns its path."""
+def resume_batches(directory: str, step: int) -> int:
+    """The batches consumed by the run whose checkpoint of `step` is in
+    `directory` (`step` itself for checkpoints written before they recorded
+    it), 0 for step 0."""
+    if not step:
+        return 0
+    with h5py.File(checkpoint_path(directory, step), "r") as f:
+        return int(f["resume"].attrs.get("batches", step))
+
+
+def save_resume_checkpoint(
+    model: keras.Model, directory: str, batches: int | None = None
+) -> str:
+    """Writes the model's resume checkpoint atomically; returns its path.
+
+    Args:
+        model: The model being trained (weights, optimizer, seed states).
+        directory: Where the checkpoint goes.
+        batches: Training batches consumed so far (default: the step).
+    """
     os.makedirs(directory, exist_ok=True)
     step = int(model.optimizer.iterations.numpy())
     final = checkpoint_path(directory, step)
@@ -91,6 +111,7 @@ def save_resume_checkpoint(model: keras.Model, directory: str) -> str:
         for i, variable in enumerate(_seed_states(model)):
             group.create_dataset(str(i), data=np.asarray(variable.numpy()))
         group.attrs["num_seed_states"] = len(_seed_states(model))
+        group.attrs["batches"] = step if batches is None else int(batches)
         # Written last: a file with this attribute is complete.
         group.attrs["step"] = step
     _fsync(partial)
@@ -127,9 +148,10 @@ def restore_resume_checkpoint(model: keras.Model, directory: str, step: int) -> 
 
 
 def fit_segments(
-    step: int, steps_per_epoch: int, epochs: int
+    batches: int, steps_per_epoch: int, epochs: int
 ) -> list[tuple[int, int, int]]:
-    """The `fit` calls that take a run from `step` to its last epoch's end.
+    """The `fit` calls that take a run from `batches` consumed (`resume_batches`)
+    to its last epoch's end.
 
     `fit(initial_epoch=...)` starts at an epoch boundary, so a run resumed
     mid-epoch first finishes that epoch alone (its remaining steps), then runs
@@ -140,10 +162,10 @@ def fit_segments(
     Returns:
         (initial_epoch, batches to skip, steps_per_epoch) per `fit` call.
     """
-    epoch, offset = divmod(step, steps_per_epoch)
+    epoch, offset = divmod(batches, steps_per_epoch)
     segments = []
     if offset:
-        segments.append((epoch, step, steps_per_epoch - offset))
+        segments.append((epoch, batches, steps_per_epoch - offset))
         epoch += 1
     if epoch < epochs:
         segments.append((epoch, epoch * steps_per_epoch, steps_per_epoch))
@@ -182,22 +204,32 @@ class ResumeCheckpoint(keras.callbacks.Callback):
         self.final_step = final_step
         self.keep = max(1, keep)
         self._last = 0
+        # Batches consumed, over every `fit` call this callback sees.
+        self._batches = 0
+        self._epoch_start = 0
 
     def on_train_begin(self, logs=None):
         if self.restore_step:
             restore_resume_checkpoint(self.model, self.directory, self.restore_step)
+            self._batches = resume_batches(self.directory, self.restore_step)
             self.restore_step = 0
         for name in glob.glob(os.path.join(self.directory, _PARTIAL_PREFIX + "*")):
             os.remove(name)  # a write cut short by a kill
         self._last = int(self.model.optimizer.iterations.numpy())
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = self._batches
+
     def on_train_batch_end(self, batch, logs=None):
+        # `batch` is the epoch's index of the last batch run (with
+        # `steps_per_execution`, of the last of several).
+        self._batches = self._epoch_start + batch + 1
         step = int(self.model.optimizer.iterations.numpy())
         if step // self.every <= self._last // self.every:
             return
         self._last = step
         if self.final_step is not None and step >= self.final_step:
             return
-        save_resume_checkpoint(self.model, self.directory)
+        save_resume_checkpoint(self.model, self.directory, batches=self._batches)
         for _, old in list_resume_checkpoints(self.directory)[: -self.keep]:
             os.remove(old)

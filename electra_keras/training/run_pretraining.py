@@ -225,6 +225,7 @@ def run_pretraining(
         ResumeCheckpoint,
         fit_segments,
         latest_resume_step,
+        resume_batches,
     )
     from electra_keras.training.throughput import ThroughputMonitor
 
@@ -248,6 +249,7 @@ def run_pretraining(
     # --- 4. train (resuming where a previous attempt stopped) -----------------
     backup_dir = os.path.join(output_dir, "backup")
     resume_step = latest_resume_step(backup_dir)
+    resume_batch = resume_batches(backup_dir, resume_step)
     epochs = -(-config.train_steps // config.steps_per_epoch)
 
     def training_data(step: int):
@@ -317,7 +319,8 @@ def run_pretraining(
         ),
     ]
     if resume_step:
-        print(f"Resuming from step {resume_step} (found {backup_dir}).", flush=True)
+        at = "" if resume_batch == resume_step else f", batch {resume_batch}"
+        print(f"Resuming from step {resume_step}{at} (found {backup_dir}).", flush=True)
     print(
         f"Pretraining {_describe(config, model, flops_per_step)} for "
         f"{config.train_steps} steps.",
@@ -326,7 +329,7 @@ def run_pretraining(
     keras_verbose, progress = progress_settings(verbose)
     history: dict[str, list[float]] = {}
     for first_epoch, skip, steps in fit_segments(
-        resume_step, config.steps_per_epoch, epochs
+        resume_batch, config.steps_per_epoch, epochs
     ):
         if model.stop_training and history:
             break  # the collapse guard stopped the run

@@ -46,6 +46,54 @@ def test_checkpoints_every_n_steps_keep_two_and_restore_everything(tmp_path):
     assert int(fresh.optimizer.iterations.numpy()) == 10
 
 
+def test_a_step_the_loss_scale_optimizer_skips_still_consumes_its_batch(tmp_path):
+    # mixed_float16's LossScaleOptimizer skips a step with non-finite
+    # gradients without advancing `iterations`; its batch is consumed, and a
+    # resumed run must not read it again.
+    model = _model()
+    model.compile(
+        keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(1e-2)), "mse"
+    )
+    x = np.random.default_rng(0).normal(size=(24, 4)).astype("float32")
+    x[2] = np.inf  # batch 1 (batch size 2): its gradients are not finite
+    callback = rc.ResumeCheckpoint(str(tmp_path), every=3, final_step=100)
+    model.fit(x, x[:, :1], batch_size=2, callbacks=[callback], shuffle=False, verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == 11
+    assert [s for s, _ in rc.list_resume_checkpoints(str(tmp_path))] == [6, 9]
+    assert rc.resume_batches(str(tmp_path), 9) == 10
+    assert rc.resume_batches(str(tmp_path), 6) == 7
+    assert fit_segments(10, steps_per_epoch=12, epochs=1) == [(0, 10, 2)]
+
+    # Across `fit` calls and partial epochs (a resumed run's segments).
+    data = np.random.default_rng(1).normal(size=(32, 4)).astype("float32")
+    restorer = rc.ResumeCheckpoint(str(tmp_path), every=1, restore_step=9)
+    segments = fit_segments(10, steps_per_epoch=4, epochs=4)
+    assert segments == [(2, 10, 2), (3, 12, 4)]
+    for first_epoch, skip, steps in segments:
+        rows = data[2 * skip : 2 * (skip + steps)]  # one epoch per call here
+        model.fit(
+            rows,
+            rows[:, :1],
+            batch_size=2,
+            initial_epoch=first_epoch,
+            epochs=first_epoch + 1,
+            steps_per_epoch=steps,
+            callbacks=[restorer],
+            shuffle=False,
+            verbose=0,
+        )
+    newest = rc.latest_resume_step(str(tmp_path))
+    assert rc.resume_batches(str(tmp_path), newest) == 16
+
+    # A checkpoint written before the batch count was recorded: the step.
+    import h5py
+
+    with h5py.File(rc.checkpoint_path(str(tmp_path), newest), "a") as f:
+        del f["resume"].attrs["batches"]
+    assert rc.resume_batches(str(tmp_path), newest) == newest
+    assert rc.resume_batches(str(tmp_path), 0) == 0
+
+
 def test_partial_or_broken_files_are_never_picked(tmp_path):
     model = _model()
     _fit(model, 4)
