@@ -68,9 +68,17 @@ def add_parsers(subparsers) -> None:
     )
     p.add_argument(
         "--preset",
-        default="tiny",
         choices=PRESET_NAMES,
-        help="Size of a randomly initialized model (no --pretrained).",
+        help="Size of a randomly initialized model (default tiny). Without "
+        "--pretrained it starts from random init, even where "
+        "runs/pretrain/discriminator.keras exists.",
+    )
+    p.add_argument(
+        "--random-init",
+        action="store_true",
+        help="Random weights, same architecture and vocabulary: those of "
+        "--pretrained or runs/pretrain/discriminator.keras, else --preset's "
+        "(the baseline to compare a pretraining run with).",
     )
     p.add_argument("--vocab", help="vocab.txt, when none is next to --pretrained.")
     p.add_argument("--output-dir", default="runs/finetune", help="Run directory.")
@@ -182,6 +190,7 @@ def _finetune(args: argparse.Namespace) -> int:
         regression=args.regression,
         pretrained=args.pretrained,
         preset=args.preset,
+        random_init=args.random_init,
         vocab=args.vocab,
         epochs=args.epochs,
         batch_size=args.batch_size,

@@ -38,6 +38,7 @@ from electra_keras.finetuning.tasks import (
 )
 
 DEFAULT_PRETRAINED = os.path.join("runs", "pretrain", "discriminator.keras")
+DEFAULT_PRESET = "tiny"  # of a random model, when no preset is given
 CLASSIFIER_FILE = "classifier.keras"
 METRICS_FILE = "metrics.json"
 # Resume checkpoints of an unfinished run, and the settings they belong to.
@@ -191,8 +192,9 @@ def _build_model(
     )
 
     explicit = pretrained is not None
-    if pretrained is None and not random_init and os.path.isfile(DEFAULT_PRETRAINED):
-        pretrained = DEFAULT_PRETRAINED
+    asked_random = random_init or (pretrained is None and preset is not None)
+    pretrained = _default_pretrained(pretrained, preset, random_init)
+    preset = preset or DEFAULT_PRESET
     if pretrained is not None and not os.path.isfile(pretrained):
         raise FileNotFoundError(
             f"Pretrained discriminator {pretrained} does not exist."
@@ -222,12 +224,19 @@ def _build_model(
         vocab_size=preprocessor.tokenizer.vocab_size,
         max_sequence_length=max(config.max_sequence_length, seq_len),
     )
-    _say(
-        f"NOTICE: no pretrained discriminator (--pretrained, or "
-        f"{DEFAULT_PRETRAINED} from `electra-keras pretrain`): starting from a "
-        f"RANDOMLY INITIALIZED {preset} model. Expect much lower scores.",
-        verbose,
-    )
+    if asked_random:
+        _say(
+            f"Backbone: a RANDOMLY INITIALIZED {preset} model (asked for: "
+            "--preset or --random-init without --pretrained).",
+            verbose,
+        )
+    else:
+        _say(
+            f"NOTICE: no pretrained discriminator (--pretrained, or "
+            f"{DEFAULT_PRETRAINED} from `electra-keras pretrain`): starting from "
+            f"a RANDOMLY INITIALIZED {preset} model. Expect much lower scores.",
+            verbose,
+        )
     return ElectraClassifier.from_model_config(
         config,
         task.num_labels,
@@ -330,7 +339,7 @@ def finetune(
     label_column: str | None = None,
     regression: bool = False,
     pretrained: str | None = None,
-    preset: str = "tiny",
+    preset: str | None = None,
     vocab: str | None = None,
     epochs: int | None = None,
     batch_size: int = 32,
@@ -348,9 +357,11 @@ def finetune(
 ) -> FinetuningResult:
     """Fine-tunes a classifier and writes `classifier.keras` and `metrics.json`.
 
-    The backbone is `pretrained`; when not given, `runs/pretrain/
-    discriminator.keras` if it exists, else a random `preset` model (with a
-    printed notice). The vocabulary is the `vocab.txt` next to the pretrained
+    The backbone is `pretrained`; when not given, a random `preset` model if
+    `preset` is given, else `runs/pretrain/discriminator.keras` if it
+    exists, else a random `tiny` model (with a printed notice).
+    `random_init` keeps that backbone's architecture and vocabulary and
+    drops its weights: the baseline to compare a pretraining run with. The vocabulary is the `vocab.txt` next to the pretrained
     model, else `vocab`, else BERT uncased.
 
     Args:
@@ -364,7 +375,9 @@ def finetune(
         label_column: csv task label column.
         regression: csv task with float labels.
         pretrained: a `discriminator.keras` (an `ElectraBackbone`).
-        preset: size preset of a randomly initialized backbone.
+        preset: size preset of a randomly initialized backbone; given
+            without `pretrained`, the run starts from random init even where
+            `runs/pretrain/discriminator.keras` exists. Default `tiny`.
         vocab: vocab.txt when the pretrained run directory has none.
         epochs: passes over the training set (default: 10 for rte and stsb,
             else 3, as the original).
@@ -384,9 +397,9 @@ def finetune(
             (the default) the bar on a terminal, else one line per epoch.
         double_unordered: for tasks whose pairs are unordered (MRPC, STS-B),
             also train on each pair swapped, as the original does.
-        random_init: start from random weights: with `pretrained`, a fresh
-            backbone of its architecture; without, a random `preset` model
-            (the default pretraining output is not looked for).
+        random_init: start from random weights: a fresh backbone of the
+            architecture of `pretrained` (or of the default pretraining
+            output), else a random `preset` model.
         checkpoint_every: steps between resume checkpoints in
             `<output_dir>/backup` (0: one per epoch). Run again with the same
             settings, an interrupted run continues from its newest checkpoint
@@ -449,6 +462,7 @@ def finetune(
         layerwise_lr_decay = defaults["layerwise_lr_decay"]
     steps_per_epoch = math.ceil(len(train) / batch_size)
     train_steps = steps_per_epoch * epochs
+    backbone_file = _default_pretrained(pretrained, preset, random_init)
     # What the run resolved to (defaults filled in), and what it reads.
     settings = _run_settings(
         task=spec.name,
@@ -459,8 +473,8 @@ def finetune(
         text_pair_column=text_pair_column,
         label_column=label_column,
         regression=regression,
-        pretrained=_default_pretrained(pretrained, random_init),
-        preset=preset,
+        pretrained=backbone_file,
+        preset=None if backbone_file else (preset or DEFAULT_PRESET),
         vocabulary_sha256=_fingerprint(model.preprocessor.tokenizer.vocabulary),
         train_examples=len(train),
         train_sha256=_fingerprint([(e.text, e.text_pair, e.label) for e in train]),
@@ -587,7 +601,11 @@ def finetune(
         "seq_len": seq_len,
         "learning_rate": learning_rate,
         "layerwise_lr_decay": layerwise_lr_decay,
-        "pretrained": pretrained if pretrained else None,
+        # The backbone it started from (None: a random preset model).
+        "pretrained": settings["pretrained"],
+        "random_init": random_init or backbone_file is None,
+        "preset": settings["preset"],
+        "seed": seed,
     }
     metrics_path = os.path.join(output_dir, METRICS_FILE)
     with open(metrics_path, "w") as f:
@@ -614,9 +632,18 @@ def _run_settings(**settings: Any) -> dict[str, Any]:
     return settings
 
 
-def _default_pretrained(pretrained: str | None, random_init: bool) -> str | None:
-    """The backbone file `_build_model` starts from (None: a random preset)."""
-    if pretrained is None and not random_init and os.path.isfile(DEFAULT_PRETRAINED):
+def _default_pretrained(
+    pretrained: str | None, preset: str | None, random_init: bool
+) -> str | None:
+    """The backbone file `_build_model` starts from (None: a random preset),
+    its weights when `random_init` is False, else its architecture only.
+
+    `DEFAULT_PRETRAINED` when it exists and neither `pretrained` nor a
+    `preset` was given: a `preset` without `pretrained` asks for a random
+    model of that size.
+    """
+    del random_init  # the same file either way: only its weights are dropped
+    if pretrained is None and preset is None and os.path.isfile(DEFAULT_PRETRAINED):
         return DEFAULT_PRETRAINED
     return pretrained
 

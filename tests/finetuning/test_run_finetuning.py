@@ -146,6 +146,51 @@ def test_default_pretrained_and_random_init_notice(tmp_path, monkeypatch, capsys
     )
     model = run_finetuning.load_classifier("b/classifier.keras")
     assert model.backbone.hidden_dim == 16  # the default pretraining output
+    with open("b/metrics.json") as f:
+        recorded = json.load(f)
+    assert recorded["pretrained"] == os.path.abspath(
+        os.path.join("runs", "pretrain", "discriminator.keras")
+    )
+    assert (recorded["random_init"], recorded["preset"]) == (False, None)
+    # A preset asks for a random model of that size: the default pretraining
+    # output next to it is not used.
+    run_finetuning.finetune(
+        task="sst2",
+        data_dir=data_dir,
+        vocab=str(vocab),
+        output_dir="c",
+        preset="tiny",
+        **{**FAST, "epochs": 1, "verbose": 1, "seed": 3},
+    )
+    assert "RANDOMLY INITIALIZED tiny model (asked for" in capsys.readouterr().out
+    assert (
+        run_finetuning.load_classifier("c/classifier.keras").backbone.hidden_dim == 128
+    )
+    with open("c/metrics.json") as f:
+        recorded = json.load(f)
+    assert recorded["pretrained"] is None and recorded["random_init"] is True
+    assert (recorded["preset"], recorded["seed"]) == ("tiny", 3)
+    # random_init: the default output's architecture, without its weights
+    # (one step of lr 3e-3 moves a weight by about 3e-3 at most).
+    import keras
+
+    table = keras.saving.load_model("runs/pretrain/discriminator.keras")
+    table = table.token_embedding.embeddings.numpy()
+    b = run_finetuning.load_classifier("b/classifier.keras").backbone
+    run_finetuning.finetune(
+        task="sst2",
+        data_dir=data_dir,
+        output_dir="d",
+        random_init=True,
+        **{**FAST, "epochs": 1},
+    )
+    d = run_finetuning.load_classifier("d/classifier.keras")
+    assert d.backbone.get_config() == b.get_config()
+    assert d.preprocessor.vocabulary == VOCAB
+    assert np.abs(b.token_embedding.embeddings.numpy() - table).max() < 0.01
+    assert np.abs(d.backbone.token_embedding.embeddings.numpy() - table).max() > 0.02
+    with open("d/metrics.json") as f:
+        assert json.load(f)["random_init"] is True
 
 
 def test_csv_task_regression(tmp_path):
