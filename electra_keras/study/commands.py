@@ -39,7 +39,7 @@ def _study(args: argparse.Namespace) -> int:
     from electra_keras.study.run_study import run_study
 
     options = {}
-    if args.finetune_epochs:
+    if args.finetune_epochs is not None:
         options["epochs"] = args.finetune_epochs
     if args.data_dir:
         options["data_dir"] = args.data_dir

@@ -9,7 +9,8 @@
 4. Report mean and standard deviation per task and model: a table on stdout,
    `study.json` and `study.png` in the run directory.
 
-Every finished part is reused when the study is started again.
+Every finished part is reused when the study is started again with the same
+settings (more tasks or seeds are allowed; anything else is refused).
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from electra_keras.config import ConfigError, PretrainingConfig, get_preset
 MODELS = ("electra", "mlm", "random")
 STUDY_FILE = "study.json"
 CHART_FILE = "study.png"
+SETTINGS_FILE = "study_settings.json"
+# Settings a study directory may be resumed with changed: they add runs.
+_GROWABLE_SETTINGS = ("tasks", "seeds")
 
 
 @dataclasses.dataclass
@@ -108,13 +112,39 @@ def run_study(
         raise ConfigError("The study needs at least one fine-tuning task.")
     started = time.time()
     output_dir = os.path.abspath(output_dir)
-    os.makedirs(output_dir, exist_ok=True)
     changes = dict(config_changes or {})
-    if vocab is not None:
-        # FLOPs depend on the vocabulary: count with the one the runs will use.
-        from electra_keras.data.vocab import load_vocabulary
+    options = dict(finetune_options or {})
+    # Checked before hours of pretraining: settings, tasks and their data.
+    for key in ("epochs", "batch_size"):
+        if options.get(key) is not None and options[key] <= 0:
+            raise ConfigError(
+                f"Fine-tuning `{key}` must be positive, got {options[key]}."
+            )
+    electra, _ = study_configs(preset, budget, **changes)
+    _check_tasks(tasks, options)
+    _check_settings(
+        output_dir,
+        {
+            "budget": budget,
+            "tasks": [t if isinstance(t, str) else dict(t) for t in tasks],
+            "seeds": seeds,
+            "preset": preset,
+            "corpus": [os.path.abspath(c) for c in corpus] if corpus else None,
+            "vocab": os.path.abspath(vocab) if vocab else None,
+            "config_changes": changes,
+            "finetune_options": options,
+        },
+    )
 
-        changes["model.vocab_size"] = len(load_vocabulary(vocab))
+    electra_run = _pretrain(
+        electra, os.path.join(output_dir, "electra"), corpus, vocab, verbose
+    )
+    # FLOPs depend on the vocabulary: count them with the one the ELECTRA run
+    # resolved (`--vocab`, else the corpus's default), which MLM then uses.
+    run_vocab = os.path.join(electra_run["output_dir"], "vocab.txt")
+    from electra_keras.data.vocab import load_vocabulary
+
+    changes["model.vocab_size"] = len(load_vocabulary(run_vocab))
     electra, mlm = study_configs(preset, budget, **changes)
     flops = {"electra": pretraining_flops(electra), "mlm": pretraining_flops(mlm)}
     for name, config in (("electra", electra), ("mlm", mlm)):
@@ -122,14 +152,10 @@ def run_study(
         print(
             f"Study: {name.upper()} pretraining, {config.train_steps} steps x "
             f"{per_step / 1e9:.2f} GFLOP = {per_step * config.train_steps / 1e12:.1f} "
-            "TFLOP (training, matrix products)",
+            f"TFLOP (training, matrix products; vocabulary "
+            f"{config.model.vocab_size:,})",
             flush=True,
         )
-
-    electra_run = _pretrain(
-        electra, os.path.join(output_dir, "electra"), corpus, vocab, verbose
-    )
-    run_vocab = os.path.join(electra_run["output_dir"], "vocab.txt")
     mlm_run = _pretrain(
         mlm, os.path.join(output_dir, "mlm"), corpus, run_vocab, verbose
     )
@@ -137,7 +163,6 @@ def run_study(
 
     scores: dict[str, dict[str, list[float]]] = {}
     metric_names: dict[str, str] = {}
-    options = dict(finetune_options or {})
     for task in tasks:
         task_kwargs = {"task": task} if isinstance(task, str) else dict(task)
         task_name = task_kwargs.pop("name", task_kwargs.get("task"))
@@ -206,6 +231,63 @@ def run_study(
     chart_path = report.bar_chart(summary, os.path.join(output_dir, CHART_FILE))
     print(f"Wrote {json_path} and {chart_path}.", flush=True)
     return StudyResult(output_dir, summary, table, json_path, chart_path)
+
+
+def _check_tasks(
+    tasks: Sequence[str | dict[str, Any]], options: dict[str, Any]
+) -> None:
+    """Resolves every task and reads its examples (downloading `mr` and
+    `trec`): an unknown task or missing data fails before any pretraining."""
+    import inspect
+
+    from electra_keras.finetuning.run_finetuning import resolve_task
+
+    accepted = set(inspect.signature(resolve_task).parameters)
+    for task in tasks:
+        kwargs = {**options, **({"task": task} if isinstance(task, str) else task)}
+        kwargs.pop("name", None)
+        if "task" not in kwargs:
+            raise ConfigError(f"A study task needs a 'task' key: {task!r}.")
+        spec, data_dir = resolve_task(
+            **{k: v for k, v in kwargs.items() if k in accepted}, verbose=0
+        )
+        for split in ("train", *spec.dev_splits):
+            spec.load_examples(split, data_dir)
+
+
+def _check_settings(output_dir: str, settings: dict[str, Any]) -> None:
+    """Writes the study's settings into `output_dir`, or checks them against
+    those of the study it already holds: its finished runs are reused, so
+    only more tasks or seeds may differ."""
+    path = os.path.join(output_dir, SETTINGS_FILE)
+    settings = json.loads(json.dumps(settings))  # tuples -> lists, as saved
+    if os.path.isfile(path):
+        with open(path) as f:
+            previous = json.load(f)
+        changed = sorted(
+            key
+            for key in set(previous) | set(settings)
+            if key not in _GROWABLE_SETTINGS and previous.get(key) != settings.get(key)
+        )
+        if changed:
+            details = "; ".join(
+                f"{key}: {previous.get(key)!r} then, {settings.get(key)!r} now"
+                for key in changed
+            )
+            raise ConfigError(
+                f"{output_dir} holds a study with other settings ({details}), "
+                "whose finished runs would be reused. Use another --output-dir, "
+                "or delete it to start over."
+            )
+    elif os.path.isdir(os.path.join(output_dir, "electra")):
+        raise ConfigError(
+            f"{output_dir} holds runs but no {SETTINGS_FILE}: they cannot be "
+            "checked against this study's settings. Use another --output-dir."
+        )
+    from electra_keras.data.cache import atomic_write_text
+
+    os.makedirs(output_dir, exist_ok=True)
+    atomic_write_text(path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
 
 
 def _pretrain(config, run_dir, corpus, vocab, verbose) -> dict[str, Any]:

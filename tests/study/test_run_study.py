@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 
 import pytest
 
@@ -117,3 +118,61 @@ def test_micro_study_writes_table_json_and_chart(tmp_path, capsys):
     again = run_study(**options)
     assert again.summary["finetuning"] == summary["finetuning"]
     assert not math.isnan(again.summary["seconds"])
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_mlm_steps_use_the_vocabulary_the_electra_run_resolved(tmp_path, monkeypatch):
+    # Without --vocab the ELECTRA run picks its vocabulary (the demo corpus's
+    # 8k one, say): the equal-FLOP MLM steps must be counted with it, not
+    # with the preset's 30,522 entries.
+    from electra_keras.pretraining.flops import equal_flops_steps
+    from electra_keras.study import run_study as study_module
+
+    seen = {}
+
+    def fake_pretrain(config, run_dir, corpus, vocab, verbose):
+        name = os.path.basename(run_dir)
+        seen[name] = config
+        if name == "mlm":
+            raise _Stop
+        os.makedirs(run_dir, exist_ok=True)
+        tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        tokens += [f"w{i}" for i in range(495)]
+        (tmp_path / "study" / "electra" / "vocab.txt").write_text("\n".join(tokens))
+        return {"output_dir": run_dir}
+
+    monkeypatch.setattr(study_module, "_pretrain", fake_pretrain)
+    with pytest.raises(_Stop):
+        run_study(output_dir=str(tmp_path / "study"), tasks=[_csv_task(tmp_path)])
+    electra, mlm = study_configs("tiny", **{"model.vocab_size": 500})
+    assert seen["mlm"].model.vocab_size == 500
+    assert seen["mlm"].train_steps == mlm.train_steps
+    assert mlm.train_steps == equal_flops_steps(electra, mlm, electra.train_steps)
+    assert mlm.train_steps != study_configs("tiny")[1].train_steps
+
+
+def test_settings_and_tasks_are_checked_before_pretraining(tmp_path, monkeypatch):
+    from electra_keras.study import run_study as study_module
+
+    def no_pretraining(*args):
+        raise AssertionError("pretraining started")
+
+    monkeypatch.setattr(study_module, "_pretrain", no_pretraining)
+    out = str(tmp_path / "study")
+    task = _csv_task(tmp_path)
+    with pytest.raises(ValueError, match="mrr"):
+        run_study(output_dir=out, tasks=[task, "mrr"])
+    with pytest.raises(ConfigError, match="epochs"):
+        run_study(output_dir=out, tasks=[task], finetune_options={"epochs": 0})
+    settings = {"budget": 1.0, "seeds": 3, "tasks": [task]}
+    study_module._check_settings(out, settings)
+    # The same settings, or more seeds or tasks: the finished runs are reused.
+    study_module._check_settings(out, {**settings, "seeds": 5, "tasks": [task, "mr"]})
+    with pytest.raises(ConfigError, match=r"budget: 1.0 then, 2.0 now"):
+        study_module._check_settings(out, {**settings, "budget": 2.0})
+    with pytest.raises(ConfigError, match="no study_settings.json"):
+        os.makedirs(tmp_path / "old" / "electra")
+        study_module._check_settings(str(tmp_path / "old"), settings)
