@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 
@@ -171,16 +172,40 @@ _FLAG_TO_FIELD = {
 }
 
 
-def _parse_value(text: str):
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def _parse_value(config, key: str, text: str):
+    """`--set KEY=VALUE`'s text as the type that config field declares.
+
+    Raises:
+        ConfigError: the value does not read as that type, or `key` names the
+            nested model config itself (unknown keys are left to `replace`).
+    """
+    owner, name = (config.model, key[6:]) if key.startswith("model.") else (config, key)
+    fields = {f.name: f for f in dataclasses.fields(owner)}
+    if name not in fields:
+        return text  # `config.replace` names the unknown key
+    declared = str(fields[name].type)
+    kinds = [k.strip() for k in declared.split("|")]
+    if name == "model" and owner is config:
+        raise ConfigError("--set model=... is not a field: use model.<field>=VALUE.")
     lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    for kind in (int, float):
+    if "None" in kinds and lowered in ("none", "null"):
+        return None
+    kind = next(k for k in kinds if k != "None")
+    if kind == "bool":
+        if lowered in _TRUE + _FALSE:
+            return lowered in _TRUE
+        expected = "true or false"
+    elif kind in ("int", "float"):
         try:
-            return kind(text)
+            return int(text) if kind == "int" else float(text)
         except ValueError:
-            pass
-    return text
+            expected = "an integer" if kind == "int" else "a number"
+    else:
+        return text
+    raise ConfigError(f"--set {key} expects {expected}, got {text!r}.")
 
 
 def pretrain_config_from_args(args: argparse.Namespace):
@@ -213,8 +238,8 @@ def apply_changes(config, changes: dict, set_items: list[str]):
     for item in set_items:
         if "=" not in item:
             raise ConfigError(f"--set expects KEY=VALUE, got {item!r}.")
-        key, value = item.split("=", 1)
-        changes[key.strip()] = _parse_value(value.strip())
+        key, value = (part.strip() for part in item.split("=", 1))
+        changes[key] = _parse_value(config, key, value)
     config = config.replace(**changes)
     if "warmup_steps" not in changes and config.warmup_steps >= config.train_steps:
         config = config.replace(warmup_steps=max(0, config.train_steps // 10))

@@ -2,6 +2,7 @@
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 
@@ -40,6 +41,33 @@ def test_flags_map_onto_the_preset():
     assert config.model.dropout == 0.0
     assert config.temperature == 0.5
     assert config.learning_rate == 5e-4  # untouched preset value
+
+
+def test_set_values_take_the_fields_types():
+    parse = build_parser().parse_args
+
+    def config(*items):
+        return pretrain_config_from_args(
+            parse(["pretrain", *sum([["--set", i] for i in items], [])])
+        )
+
+    # A boolean "no" was the string "no", which is true: the run stayed ELECTRA.
+    assert config("electra_objective=no").electra_objective is False
+    assert config("lowercase=Off", "stop_on_collapse=yes").lowercase is False
+    changed = config("train_steps=300", "model.dropout=0", "learning_rate=1e-3")
+    assert (changed.train_steps, changed.model.dropout) == (300, 0.0)
+    assert type(changed.model.dropout) is float and changed.learning_rate == 1e-3
+    for item, message in (
+        ("train_steps=1e3", "train_steps expects an integer, got '1e3'"),
+        ("seq_len=64.0", "seq_len expects an integer"),
+        ("batch_size=abc", "batch_size expects an integer"),
+        ("electra_objective=maybe", "expects true or false"),
+        ("temperature=hot", "temperature expects a number"),
+        ("model=1", "use model.<field>"),
+        ("no_such_field=1", "no_such_field"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            config(item)
 
 
 def test_checkpoint_every_flag_and_its_check():
