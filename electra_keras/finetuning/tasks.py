@@ -170,8 +170,12 @@ class Task:
         if self.regression or self.label_names is not None:
             return self
         labels: set[str] = set()
-        for _, row in _rows(examples_path, self):
-            labels.add(row["label"])
+        for line, row in _rows(examples_path, self):
+            # Stripped as `read_examples` strips them: " neg" is "neg".
+            label = row["label"].strip()
+            if not label:
+                raise TaskDataError(f"{examples_path}:{line}: empty label.")
+            labels.add(label)
         if len(labels) < 2:
             raise TaskDataError(
                 f"{examples_path}: found {len(labels)} distinct label(s) "
@@ -286,6 +290,11 @@ def csv_task(
     if not files:
         raise ValueError("A csv task needs --train-file and/or --dev-file.")
     is_tsv = files[0].lower().endswith(".tsv")
+    if len({f.lower().endswith(".tsv") for f in files}) > 1:
+        raise ValueError(
+            f"{train_file} and {dev_file} differ in format (.tsv: tab-separated, "
+            "anything else: comma-separated): give both in the same one."
+        )
     splits = {}
     if train_file:
         splits["train"] = os.path.abspath(train_file)
@@ -304,7 +313,11 @@ def csv_task(
     )
     if not regression and task.label_names is None:
         if not train_file:
-            raise ValueError("Give the label names when there is no training file.")
+            raise ValueError(
+                "A csv classification task takes its labels from --train-file; "
+                "without one, pass `label_names` (from Python) or evaluate a "
+                "fine-tuned model (`electra-keras evaluate`), which knows them."
+            )
         for path in files:
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"No such file: {path}")
@@ -384,6 +397,8 @@ def read_examples(path: str, task: Task) -> list[Example]:
                     f"{path}:{line}: label {raw_label!r} is not finite."
                 )
         else:
+            if not raw_label:
+                raise TaskDataError(f"{path}:{line}: empty label.")
             if raw_label not in label_ids:
                 raise TaskDataError(
                     f"{path}:{line}: unknown label {raw_label!r}; task {task.name} "

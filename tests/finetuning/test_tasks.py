@@ -162,6 +162,23 @@ def test_csv_task_labels_from_train_file(tmp_path):
     assert pair.load_examples("train")[1] == Example("bad", "y", 0)
 
 
+def test_csv_labels_are_stripped_and_never_empty_and_formats_match(tmp_path):
+    train = tmp_path / "train.csv"
+    train.write_text("text,label\na,pos\nb, neg\nc,neg \n", "utf-8")
+    task = tasks.csv_task(str(train), None, "text", "label")
+    # " neg" and "neg " are "neg", as when the examples are read: two classes.
+    assert task.label_names == ("neg", "pos")
+    assert [e.label for e in task.load_examples("train")] == [1, 0, 0]
+    train.write_text("text,label\na,pos\nb,neg\nc,\n", "utf-8")
+    with pytest.raises(TaskDataError, match=r"train.csv:4: empty label"):
+        tasks.csv_task(str(train), None, "text", "label")
+    (tmp_path / "dev.tsv").write_text("text\tlabel\nd\tpos\n", "utf-8")
+    with pytest.raises(ValueError, match="differ in format"):
+        tasks.csv_task(str(train), str(tmp_path / "dev.tsv"), "text", "label")
+    with pytest.raises(ValueError, match="takes its labels from --train-file"):
+        tasks.csv_task(None, str(tmp_path / "dev.tsv"), "text", "label")
+
+
 def test_make_classification_dataset():
     pre = ElectraClassifierPreprocessor(VOCAB, seq_len=6)
     examples = [Example("a good", "b", 1), Example("bad", "a", 0), Example("b", "b", 1)]
