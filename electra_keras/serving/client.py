@@ -37,13 +37,16 @@ from tensorflow_serving.apis import (
 
 from electra_keras.serving.errors import HTTP_STATUS, ServingError
 
+# HTTP status -> code, the reverse of TF Serving's table (errors.HTTP_STATUS).
+# Several codes share a status (400: INVALID_ARGUMENT, FAILED_PRECONDITION,
+# OUT_OF_RANGE; 409: ALREADY_EXISTS, ABORTED); a REST error body carries no
+# code, so the most common one is reported.
 _CODE_FOR_HTTP = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
     403: "PERMISSION_DENIED",
     404: "NOT_FOUND",
     409: "ABORTED",
-    412: "FAILED_PRECONDITION",
     429: "RESOURCE_EXHAUSTED",
     499: "CANCELLED",
     501: "UNIMPLEMENTED",
@@ -350,6 +353,57 @@ class RestClient:
 
 
 # === gRPC ===
+def _cast_numbers(array: np.ndarray, target: np.dtype) -> np.ndarray:
+    """`array` as `target` where the REST API's JSON rules would accept it.
+
+    Integers become any integer dtype they fit and any float dtype; floats
+    any float dtype. Anything else is left as it is, for the server to refuse
+    with the same INVALID_ARGUMENT a REST request gets.
+    """
+    if array.dtype == target:
+        return array
+    if array.size == 0:
+        return array.astype(target)
+    kind = array.dtype.kind
+    if target.kind in "iu" and kind in "iu":
+        info = np.iinfo(target)
+        if info.min <= array.min() and array.max() <= info.max:
+            return array.astype(target)
+    elif target.kind == "f" and kind in "iuf":
+        return array.astype(target)
+    return array
+
+
+def _plain_to_array(value: Any, dtype: Any | None) -> np.ndarray:
+    """A plain Python value (list, scalar) as the array a request should carry.
+
+    Args:
+        value: nested lists or a scalar; strings as str or bytes.
+        dtype: the signature input's `tf.DType`, or None when unknown.
+    """
+    probe = np.asarray(value)
+    if probe.dtype.kind in "US":
+        return np.array(value, dtype=object)
+    if dtype is None:
+        return probe
+    if dtype.name == "string":
+        return np.empty(probe.shape, dtype=object) if probe.size == 0 else probe
+    return _cast_numbers(probe, np.dtype(dtype.as_numpy_dtype))
+
+
+def _tensor_proto(value: np.ndarray):
+    """The request `TensorProto` of an array (str and object arrays: DT_STRING)."""
+    import tensorflow as tf
+
+    if value.dtype.kind == "U":
+        value = value.astype(object)
+    if value.dtype != object:
+        return tf.make_tensor_proto(value)
+    flat = [v.encode("utf-8") if isinstance(v, str) else v for v in value.reshape(-1)]
+    value = np.array(flat, dtype=object).reshape(value.shape)
+    return tf.make_tensor_proto(value, dtype=tf.string, shape=value.shape)
+
+
 class GrpcClient:
     """TF Serving's gRPC API (`PredictionServiceStub`, `ModelServiceStub`).
 
@@ -411,9 +465,14 @@ class GrpcClient:
     ) -> dict[str, np.ndarray]:
         """Predict with any named inputs (numpy arrays, or lists made into arrays).
 
+        Numpy arrays are sent with their own dtype. Plain Python values (lists,
+        scalars) take the signature input's dtype, read from the model's
+        metadata, as the REST API does for JSON: `[[2, 5, 3]]` goes as int32
+        to an int32 input, so both clients answer the same request alike.
+
         Args:
             model: model name.
-            inputs: input name -> array (strings as str or bytes).
+            inputs: input name -> array or nested lists (strings as str or bytes).
             signature_name: signature key.
             version: a specific version.
             label: a version label.
@@ -423,31 +482,58 @@ class GrpcClient:
 
         request = predict_pb2.PredictRequest()
         self._fill_spec(request.model_spec, model, signature_name, version, label)
+        dtypes = {}
+        if not all(isinstance(value, np.ndarray) for value in inputs.values()):
+            dtypes = self._input_dtypes(model, signature_name, version, label)
         for name, value in inputs.items():
             if not isinstance(value, np.ndarray):
-                probe = np.asarray(value)
-                value = (
-                    np.array(value, dtype=object) if probe.dtype.kind in "US" else probe
-                )
-            if value.dtype.kind == "U":
-                value = value.astype(object)
-            if value.dtype == object:
-                flat = [
-                    v.encode("utf-8") if isinstance(v, str) else v
-                    for v in value.reshape(-1)
-                ]
-                value = np.array(flat, dtype=object).reshape(value.shape)
-                request.inputs[name].CopyFrom(
-                    tf.make_tensor_proto(value, dtype=tf.string, shape=value.shape)
-                )
-            else:
-                request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+                value = _plain_to_array(value, dtypes.get(name))
+            request.inputs[name].CopyFrom(_tensor_proto(value))
         request.output_filter.extend(output_filter)
         response = self._invoke(self.stub.Predict, request)
         return {
             name: _decode_strings(tf.make_ndarray(proto))
             for name, proto in response.outputs.items()
         }
+
+    def _input_dtypes(
+        self,
+        model: str,
+        signature_name: str,
+        version: int | None,
+        label: str | None,
+    ) -> dict[str, Any]:
+        """A signature's input name -> `tf.DType`, from GetModelMetadata.
+
+        Empty when the model or signature is not found: Predict then reports
+        that with its own error.
+        """
+        import tensorflow as tf
+
+        try:
+            _, signature_map = self._metadata(model, version, label)
+        except ServingError:
+            return {}
+        signature = signature_map.signature_def.get(signature_name or "serving_default")
+        if signature is None:
+            return {}
+        return {
+            name: tf.as_dtype(info.dtype)
+            for name, info in signature.inputs.items()
+            if info.dtype
+        }
+
+    def _metadata(
+        self, model: str, version: int | None, label: str | None
+    ) -> tuple[Any, get_model_metadata_pb2.SignatureDefMap]:
+        """GetModelMetadata: (model spec, signature defs)."""
+        request = get_model_metadata_pb2.GetModelMetadataRequest()
+        self._fill_spec(request.model_spec, model, None, version, label)
+        request.metadata_field.append("signature_def")
+        response = self._invoke(self.stub.GetModelMetadata, request)
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signature_map)
+        return response.model_spec, signature_map
 
     def predict(
         self,
@@ -520,14 +606,9 @@ class GrpcClient:
             version: a specific version.
             label: a version label.
         """
-        request = get_model_metadata_pb2.GetModelMetadataRequest()
-        self._fill_spec(request.model_spec, model, None, version, label)
-        request.metadata_field.append("signature_def")
-        response = self._invoke(self.stub.GetModelMetadata, request)
-        signature_map = get_model_metadata_pb2.SignatureDefMap()
-        response.metadata["signature_def"].Unpack(signature_map)
+        model_spec, signature_map = self._metadata(model, version, label)
         return {
-            "model_spec": _message_json(response.model_spec),
+            "model_spec": _message_json(model_spec),
             "metadata": {"signature_def": _message_json(signature_map)},
         }
 

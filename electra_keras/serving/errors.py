@@ -6,7 +6,9 @@ REST server turns them into HTTP statuses as TF Serving's HTTP server does.
 
 from __future__ import annotations
 
-# TF Serving's canonical-code -> HTTP status table (model_servers/http_server.cc).
+# TF Serving's canonical-code -> HTTP status table (ToHTTPStatusCode in
+# model_servers/http_server.cc): INVALID_ARGUMENT, FAILED_PRECONDITION and
+# OUT_OF_RANGE all answer 400.
 HTTP_STATUS = {
     "OK": 200,
     "CANCELLED": 499,
@@ -17,7 +19,7 @@ HTTP_STATUS = {
     "ALREADY_EXISTS": 409,
     "PERMISSION_DENIED": 403,
     "RESOURCE_EXHAUSTED": 429,
-    "FAILED_PRECONDITION": 412,
+    "FAILED_PRECONDITION": 400,
     "ABORTED": 409,
     "OUT_OF_RANGE": 400,
     "UNIMPLEMENTED": 501,

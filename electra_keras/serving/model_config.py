@@ -11,9 +11,10 @@
     }
 
 As in TF Serving, `base_path` holds one directory per integer version
-(`base_path/<version>/saved_model.pb`); the default policy serves the highest
-version. TF Serving requires absolute base paths; here relative ones are also
-accepted, resolved against the current directory unless `base_dir` is given.
+(`base_path/<version>/saved_model.pb`; `0001/` is version 1); the default
+policy serves the highest version. TF Serving requires absolute base paths;
+here relative ones are also accepted, resolved against the current directory
+unless `base_dir` is given.
 """
 
 from __future__ import annotations
@@ -158,22 +159,56 @@ def format_model_config(configs: list[ServedModelConfig]) -> str:
     return text_format.MessageToString(proto)
 
 
+_INT64_MAX = 2**63 - 1
+
+
+def parse_version_directory(name: str) -> int | None:
+    """The version a base path child names, or None when it names none.
+
+    As TF Serving, a child is a version when its whole name is an integer
+    (`1`, `0001`, ...) that fits in int64; any other child is ignored. Only
+    ASCII digits count: `str.isdigit` also accepts digits such as '²'.
+
+    Args:
+        name: a directory name under the base path.
+    """
+    if not name or not name.isascii() or not name.isdigit():
+        return None
+    version = int(name)
+    return version if version <= _INT64_MAX else None
+
+
+def version_directories(base_path: str) -> dict[int, str]:
+    """Version -> the directory that holds it, for children holding a SavedModel.
+
+    The directory is the child's real name, which may differ from
+    `str(version)` (`base_path/0001` is version 1). When two children name
+    the same version (`1` and `0001`), the one last in sorted order is used,
+    as TF Serving does.
+
+    Args:
+        base_path: the model's base directory.
+    """
+    if not os.path.isdir(base_path):
+        return {}
+    found: dict[int, str] = {}
+    for entry in sorted(os.listdir(base_path)):
+        version = parse_version_directory(entry)
+        if version is None:
+            continue
+        path = os.path.join(base_path, entry)
+        if os.path.isfile(os.path.join(path, "saved_model.pb")):
+            found[version] = path
+    return found
+
+
 def available_versions(base_path: str) -> list[int]:
     """Integer-named subdirectories of `base_path` that hold a SavedModel, ascending.
 
     Args:
         base_path: the model's base directory.
     """
-    if not os.path.isdir(base_path):
-        return []
-    versions = []
-    for entry in os.listdir(base_path):
-        if not entry.isdigit():
-            continue
-        path = os.path.join(base_path, entry)
-        if os.path.isfile(os.path.join(path, "saved_model.pb")):
-            versions.append(int(entry))
-    return sorted(versions)
+    return sorted(version_directories(base_path))
 
 
 def choose_versions(
@@ -200,17 +235,22 @@ def choose_versions(
     return candidates
 
 
-def resolve_versions(config: ServedModelConfig) -> list[int]:
+def resolve_versions(
+    config: ServedModelConfig, found: Collection[int] | None = None
+) -> list[int]:
     """The versions the config's policy serves at start, ascending.
 
     Args:
         config: one model's config.
+        found: the versions under the base path (default: listed now).
 
     Raises:
         ValueError: no version to serve, a `specific` version is missing, or a
             label names a version that is not served.
     """
-    found = available_versions(config.base_path)
+    if found is None:
+        found = available_versions(config.base_path)
+    found = sorted(found)
     if config.policy == "specific":
         missing = [v for v in config.versions if v not in found]
         if missing:

@@ -26,10 +26,10 @@ from tensorflow_serving.apis import (
 from electra_keras.serving.errors import ServingError, invalid_argument, not_found
 from electra_keras.serving.model_config import (
     ServedModelConfig,
-    available_versions,
     choose_versions,
     load_model_config,
     resolve_versions,
+    version_directories,
 )
 from electra_keras.serving.warmup_replay import replay_warmup
 
@@ -240,8 +240,8 @@ class LoadFailure:
     Args:
         error_code: gRPC status code name.
         error_message: what went wrong.
-        fingerprint: the version directory's files (names, sizes, mtimes)
-            when the load was tried.
+        fingerprint: the version directory and its files (names, sizes,
+            mtimes) when the load was tried.
     """
 
     error_code: str
@@ -261,7 +261,7 @@ def _fingerprint(path: str) -> tuple:
             entries.append(
                 (os.path.relpath(full, path), info.st_size, info.st_mtime_ns)
             )
-    return tuple(sorted(entries))
+    return (path, *sorted(entries))
 
 
 def _failure_of(error: Exception, fingerprint: tuple) -> LoadFailure:
@@ -282,8 +282,9 @@ class ModelRegistry:
     `VersionPoller`, as TF Serving polls base paths) then loads new versions,
     makes them available and unloads those the policy no longer wants; a
     version that fails to load is reported in `status` and never replaces a
-    working one. Requests resolve a version from a snapshot, so a swap never
-    fails a request.
+    working one, and a model whose base path cannot be read is logged (see
+    `poll_error`) without holding up the others. Requests resolve a version
+    from a snapshot, so a swap never fails a request.
 
     Args:
         configs: parsed model configs.
@@ -302,18 +303,18 @@ class ModelRegistry:
         # name -> version -> loaded version; each map is replaced, never changed.
         self._versions: dict[str, dict[int, ServableVersion]] = {}
         self._failures: dict[str, dict[int, LoadFailure]] = {}
+        self._poll_errors: dict[str, str] = {}  # name -> why its last poll failed
         for config in configs:
+            directories = version_directories(config.base_path)
             self._versions[config.name] = {
-                version: self._load(config, version)
-                for version in resolve_versions(config)
+                version: self._load(config, version, directories[version])
+                for version in resolve_versions(config, directories)
             }
             self._failures[config.name] = {}
 
     @staticmethod
-    def _load(config: ServedModelConfig, version: int) -> ServableVersion:
-        servable = ServableVersion(
-            config.name, version, os.path.join(config.base_path, str(version))
-        )
+    def _load(config: ServedModelConfig, version: int, path: str) -> ServableVersion:
+        servable = ServableVersion(config.name, version, path)
         replay_warmup(servable)
         return servable
 
@@ -353,12 +354,25 @@ class ModelRegistry:
         """
         return dict(self._failures.get(name, {}))
 
+    def poll_error(self, name: str) -> str | None:
+        """Why the last poll of a model's base path failed; None when it worked.
+
+        Args:
+            name: model name.
+        """
+        return self._poll_errors.get(name)
+
     # === New versions while serving ===
     def refresh(self) -> None:
-        """Brings every model's served versions in line with its base path."""
+        """Brings every model's served versions in line with its base path.
+
+        A model whose poll fails (an unreadable base path...) keeps serving
+        what it served, is logged and shown by `poll_error`, and does not
+        stop the models after it from being refreshed.
+        """
         with self._refresh_lock:
             for config in list(self.configs.values()):
-                self._refresh_model(config)
+                self._refresh_guarded(config)
 
     def apply_configs(self, configs: Sequence[ServedModelConfig]) -> None:
         """Serves a new model list: models added are loaded, removed ones unloaded.
@@ -377,23 +391,39 @@ class ModelRegistry:
                 for name in removed:
                     del self._versions[name]
                     self._failures.pop(name, None)
+                    self._poll_errors.pop(name, None)
             for name in removed:
                 self._log(f"model {name}: removed from the config, unloaded")
             for config in configs:
-                self._refresh_model(config)
+                self._refresh_guarded(config)
+
+    def _refresh_guarded(self, config: ServedModelConfig) -> None:
+        """Refreshes one model; a failure is logged (once until it changes)."""
+        name = config.name
+        try:
+            self._refresh_model(config)
+        except Exception as error:  # noqa: BLE001  (one model must not stop the rest)
+            message = (
+                f"model {name}: polling base path {config.base_path} failed: "
+                f"{type(error).__name__}: {error}"
+            )
+            if self._poll_errors.get(name) != message:
+                self._log(message)
+            self._poll_errors[name] = message
+            return
+        if self._poll_errors.pop(name, None) is not None:
+            self._log(f"model {name}: polling base path {config.base_path} works again")
 
     def _refresh_model(self, config: ServedModelConfig) -> None:
         name = config.name
         loaded = dict(self._versions.get(name, {}))
         failures = dict(self._failures.get(name, {}))
-        available = available_versions(config.base_path)
-
-        def path(version: int) -> str:
-            return os.path.join(config.base_path, str(version))
+        directories = version_directories(config.base_path)
+        available = sorted(directories)
 
         # A version that failed is tried again once its files change.
         for version, failure in list(failures.items()):
-            if version not in available or _fingerprint(path(version)) != (
+            if version not in directories or _fingerprint(directories[version]) != (
                 failure.fingerprint
             ):
                 del failures[version]
@@ -403,9 +433,9 @@ class ModelRegistry:
             if not missing:
                 break
             for version in missing:
-                fingerprint = _fingerprint(path(version))
+                fingerprint = _fingerprint(directories[version])
                 try:
-                    loaded[version] = self._load(config, version)
+                    loaded[version] = self._load(config, version, directories[version])
                 except Exception as error:  # noqa: BLE001  (reported in status)
                     failures[version] = _failure_of(error, fingerprint)
                     self._log(

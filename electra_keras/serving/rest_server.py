@@ -10,7 +10,7 @@ the same clients work against both. Paths:
     GET  /v1/models/NAME[/versions/N | /labels/L]/metadata  signature defs
 
 Errors are `{"error": "..."}` with TF Serving's HTTP status for the code
-(INVALID_ARGUMENT 400, NOT_FOUND 404, FAILED_PRECONDITION 412, ...).
+(INVALID_ARGUMENT and FAILED_PRECONDITION 400, NOT_FOUND 404, ...).
 """
 
 from __future__ import annotations
@@ -48,9 +48,47 @@ _STATUS_PATH = re.compile(
 # Bytes of an oversized body read (and dropped) before closing the connection.
 _DISCARD_LIMIT = 256 * 1024 * 1024
 _INT64_MAX = 2**63 - 1
+# UTF-8 bytes cannot hold a surrogate: one can only come from a JSON escape.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 # === JSON -> tensors ===
+def _has_lone_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def find_lone_surrogate(value: Any) -> str | None:
+    """The first string (key or value) in decoded JSON holding a lone surrogate.
+
+    Python's `json` decodes `"\\ud800"` (an escaped UTF-16 surrogate with no
+    pair) into a string that cannot be encoded as UTF-8; TF Serving's JSON
+    parser refuses such a document. Walks without recursion, so any depth
+    `json.loads` accepted is fine.
+
+    Args:
+        value: a decoded JSON document.
+
+    Returns:
+        The offending string, or None when every string is valid text.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _has_lone_surrogate(item):
+                return item
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
+
+
 def _is_b64(value: Any) -> bool:
     return isinstance(value, dict) and len(value) == 1 and "b64" in value
 
@@ -380,6 +418,22 @@ def metadata_to_json(response: get_model_metadata_pb2.GetModelMetadataResponse) 
 
 
 # === HTTP ===
+def encode_json(payload: Any) -> bytes:
+    """A response body as UTF-8 JSON; never fails on strings that are not text.
+
+    Text is written as is; a payload holding a lone UTF-16 surrogate (say an
+    error message quoting a request's bytes) cannot be UTF-8, so the whole
+    body is then written with `\\uXXXX` escapes, which JSON allows.
+
+    Args:
+        payload: a JSON-able object.
+    """
+    try:
+        return json.dumps(payload, indent=4, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(payload, indent=4, ensure_ascii=True).encode("ascii")
+
+
 def _rows(inputs: Mapping[str, np.ndarray]) -> int:
     for array in inputs.values():
         return int(array.shape[0]) if array.ndim else 1
@@ -545,6 +599,12 @@ class RestApi:
             raise invalid_argument(
                 f"JSON Value: {body[:200].decode('utf-8', 'replace')} Is not object"
             )
+        bad = find_lone_surrogate(request) if _SURROGATE_ESCAPE.search(body) else None
+        if bad is not None:
+            raise invalid_argument(
+                "JSON Parse error: The surrogate pair in string is invalid: "
+                f"{json.dumps(bad)[:200]} holds a lone UTF-16 surrogate"
+            )
         return request
 
 
@@ -561,7 +621,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _HttpServer
 
     def _write(self, status: int, payload: dict, close: bool = False) -> None:
-        data = json.dumps(payload, indent=4, ensure_ascii=False).encode("utf-8")
+        data = encode_json(payload)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -602,7 +662,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("Transfer-Encoding"):
             return None
         text = (self.headers.get("Content-Length") or "0").strip()
-        if not text.isdigit():
+        # ASCII digits only: str.isdigit() also accepts '²', which int() refuses.
+        if not text.isascii() or not text.isdigit():
             return None
         return int(text)
 

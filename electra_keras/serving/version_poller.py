@@ -12,7 +12,8 @@ loaded, warmed up and made available, then versions the policy no longer wants
 are unloaded (`ModelRegistry.refresh`). Every `config_poll_wait_seconds`
 (`--model_config_file_poll_wait_seconds`, default 0: off) the config file is
 read again and its model list applied; a config that does not parse is
-reported and the old one kept.
+reported and the old one kept. A poll that fails is logged (one line per
+failed poll) and the next one still comes after the full wait.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ class VersionPoller:
         config_file: the model config file to re-read, if any.
         config_poll_wait_seconds: seconds between config reads; 0: never.
         base_dir: directory for relative base paths in the config.
-        log: called with one line per problem (a config that does not parse).
+        log: called with one line per problem (a config that does not parse,
+            a poll that raised).
     """
 
     def __init__(
@@ -77,6 +79,13 @@ class VersionPoller:
         if configs != list(self.registry.configs.values()):
             self.registry.apply_configs(configs)
 
+    def _poll_once(self, what: str, poll: Callable[[], None]) -> None:
+        """Runs one poll; an error is logged (once) instead of raised."""
+        try:
+            poll()
+        except Exception as error:  # noqa: BLE001  (keep polling; report it)
+            self._log(f"{what} failed: {type(error).__name__}: {error}")
+
     def _run(self) -> None:
         now = time.monotonic()
         next_files = now + self.file_system_poll_wait_seconds
@@ -90,15 +99,14 @@ class VersionPoller:
             if self._stop.wait(max(0.0, min(due) - time.monotonic())):
                 return
             now = time.monotonic()
-            try:
-                if self.config_poll_wait_seconds and now >= next_config:
-                    self.poll_config()
-                    next_config = now + self.config_poll_wait_seconds
-                if self.file_system_poll_wait_seconds and now >= next_files:
-                    self.registry.refresh()
-                    next_files = time.monotonic() + self.file_system_poll_wait_seconds
-            except Exception as error:  # noqa: BLE001  (keep polling; report it)
-                self._log(f"polling failed: {type(error).__name__}: {error}")
+            # The next poll is scheduled whether or not this one works: a
+            # failing poll must not be retried in a busy loop.
+            if self.config_poll_wait_seconds and now >= next_config:
+                self._poll_once("model config poll", self.poll_config)
+                next_config = now + self.config_poll_wait_seconds
+            if self.file_system_poll_wait_seconds and now >= next_files:
+                self._poll_once("file system poll", self.registry.refresh)
+                next_files = time.monotonic() + self.file_system_poll_wait_seconds
 
     def start(self) -> VersionPoller:
         """Starts polling on a daemon thread (if anything is polled); returns self."""

@@ -1,9 +1,11 @@
 """Replays a version's `assets.extra/tf_serving_warmup_requests` before it is served.
 
-As TF Serving does: each record (a `PredictionLog`, at most 1000 read) is run
-against the new version's signature, so that the first real request does not
-pay for tracing and initialization; a record that fails makes the load fail.
-Predict and classify records are replayed (the two APIs this server has).
+As TF Serving does: each record (a `PredictionLog`) is run against the new
+version's signature, so that the first real request does not pay for tracing
+and initialization; a record that fails makes the load fail, and so does a
+file of more than 1000 records (TF Serving's limit, which our exporter never
+exceeds). Predict and classify records are replayed (the two APIs this server
+has).
 """
 
 from __future__ import annotations
@@ -12,12 +14,11 @@ import os
 
 import numpy as np
 import tensorflow as tf
+from google.protobuf.message import DecodeError
+from tensorflow_serving.apis import prediction_log_pb2
 
-from electra_keras.export.warmup import (
-    MAX_WARMUP_RECORDS,
-    WARMUP_FILENAME,
-    read_warmup_requests,
-)
+from electra_keras.export.warmup import MAX_WARMUP_RECORDS, WARMUP_FILENAME
+from electra_keras.serving.errors import invalid_argument
 
 
 def warmup_path(version_dir: str) -> str:
@@ -27,6 +28,39 @@ def warmup_path(version_dir: str) -> str:
         version_dir: the SavedModel directory.
     """
     return os.path.join(version_dir, "assets.extra", WARMUP_FILENAME)
+
+
+def read_warmup_records(path: str) -> list[prediction_log_pb2.PredictionLog]:
+    """Reads a warmup file, refusing it as TF Serving does when it is too long.
+
+    Args:
+        path: a `tf_serving_warmup_requests` TFRecord file.
+
+    Raises:
+        ServingError: INVALID_ARGUMENT for more than `MAX_WARMUP_RECORDS`
+            records (only one record past the limit is read) or a record
+            that is not a `PredictionLog`.
+    """
+    records = [
+        record.numpy()
+        for record in tf.data.TFRecordDataset(path).take(MAX_WARMUP_RECORDS + 1)
+    ]
+    if len(records) > MAX_WARMUP_RECORDS:
+        raise invalid_argument(
+            f"Number of warmup records exceeds the maximum ({MAX_WARMUP_RECORDS}) "
+            f"at {path}"
+        )
+    logs = []
+    for index, record in enumerate(records):
+        log = prediction_log_pb2.PredictionLog()
+        try:
+            log.ParseFromString(record)
+        except DecodeError as error:
+            raise invalid_argument(
+                f"Failed to parse warmup record {index} from {path}: {error}"
+            ) from error
+        logs.append(log)
+    return logs
 
 
 def replay_warmup(servable) -> int:
@@ -40,12 +74,13 @@ def replay_warmup(servable) -> int:
 
     Raises:
         ValueError: a record is neither a predict nor a classify request.
-        ServingError: a record failed, as a request would.
+        ServingError: a record failed, as a request would; the file holds
+            more than `MAX_WARMUP_RECORDS` records or one that does not parse.
     """
     path = warmup_path(servable.path)
     if not os.path.isfile(path):
         return 0
-    logs = read_warmup_requests(path)[:MAX_WARMUP_RECORDS]
+    logs = read_warmup_records(path)
     for index, log in enumerate(logs):
         kind = log.WhichOneof("log_type")
         if kind == "predict_log":

@@ -9,6 +9,7 @@ from electra_keras.serving.model_config import (
     load_model_config,
     parse_model_config,
     resolve_versions,
+    version_directories,
 )
 
 CONFIG = """
@@ -107,6 +108,23 @@ def test_resolve_versions_per_policy(tmp_path):
     assert resolve_versions(ServedModelConfig("m", base, policy="all")) == [1, 2, 10]
     specific = ServedModelConfig("m", base, policy="specific", versions=(1, 2))
     assert resolve_versions(specific) == [1, 2]
+
+
+def test_version_directories_keep_their_names_and_need_ascii_digits(tmp_path):
+    base = str(tmp_path / "m")
+    # '²', '³' and Arabic-Indic '٤' pass str.isdigit() but int() refuses some;
+    # an integer beyond int64 is no version either (TF Serving ignores them).
+    _make_versions(base, ["0001", "12", "\u00b2", "\u00b3", "\u0664", "9" * 20])
+    assert available_versions(base) == [1, 12]
+    assert version_directories(base) == {
+        1: os.path.join(base, "0001"),
+        12: os.path.join(base, "12"),
+    }
+    assert resolve_versions(ServedModelConfig("m", base)) == [12]
+    # Two names for one version: the last in sorted order, as TF Serving.
+    os.makedirs(os.path.join(base, "1"))
+    open(os.path.join(base, "1", "saved_model.pb"), "wb").close()
+    assert version_directories(base)[1] == os.path.join(base, "1")
 
 
 def test_resolve_versions_errors(tmp_path):

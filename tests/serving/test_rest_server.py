@@ -1,12 +1,15 @@
 """TF Serving's REST API on the stand-in model: formats, paths, status codes, bad input."""
 
 import base64
+import json
 import re
+import socket
 
 import numpy as np
 import pytest
 
 from electra_keras.serving.client import RestClient
+from electra_keras.serving.errors import HTTP_STATUS, ServingError
 from electra_keras.serving.model_config import ServedModelConfig
 from electra_keras.serving.model_registry import ModelRegistry
 from electra_keras.serving.rest_server import RestServer
@@ -326,3 +329,110 @@ def test_zero_batch_in_columnar_format_is_a_defined_result(rest):
         "outputs"
     ]
     assert outputs == {"label_ids": [], "labels": [], "scores": []}
+
+
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/v1/models/m:predict", b'{"instances": ["\\ud800"]}'),
+        ("/v1/models/m:predict", b'{"inputs": {"text": ["ok", "x\\udfff"]}}'),
+        (
+            "/v1/models/m:classify",
+            b'{"signature_name": "classify", "examples": [{"text": "\\ud800"}]}',
+        ),
+        # Echoed into the error message: used to drop the connection unanswered.
+        ("/v1/models/m:predict", b'{"signature_name": "\\ud800", "instances": ["a"]}'),
+        ("/v1/models/m:predict", b'{"instances": ["a"], "\\udbff": 1}'),
+    ],
+)
+def test_lone_utf16_surrogates_are_a_400(rest, path, body):
+    # Python's json.loads accepts them; they are not text and not UTF-8.
+    assert "surrogate" in _error(rest, "POST", path, body, 400)
+
+
+def test_surrogate_pairs_are_text(rest):
+    body = b'{"instances": ["\\ud83d\\ude00"]}'  # U+1F600, 4 UTF-8 bytes
+    (prediction,) = _ok(rest, "POST", "/v1/models/m:predict", body)["predictions"]
+    np.testing.assert_allclose(
+        prediction["scores"], expected_scores(["\U0001f600"])[0], rtol=1e-6
+    )
+
+
+class _FailingRegistry:
+    """Answers every status request with one error."""
+
+    def __init__(self, error: ServingError) -> None:
+        self.error = error
+
+    def status(self, name, version=None, label=None):
+        raise self.error
+
+
+def _status_reply(error: ServingError) -> tuple[int, object]:
+    server = RestServer(_FailingRegistry(error), "127.0.0.1", 0).start()
+    client = RestClient("127.0.0.1", server.port, timeout=30)
+    try:
+        return client.request("GET", "/v1/models/x")
+    finally:
+        client.close()
+        server.stop()
+
+
+def test_error_bodies_that_are_not_utf8_are_still_written():
+    # A message quoting a lone surrogate cannot be UTF-8: the body is then
+    # written with JSON's \uXXXX escapes instead of failing mid-response.
+    message = "no model \ud800 here (caf\u00e9)"
+    assert _status_reply(ServingError("NOT_FOUND", message)) == (
+        404,
+        {"error": message},
+    )
+
+
+def test_failed_precondition_is_400_as_in_tf_serving():
+    # ToHTTPStatusCode in TF Serving's model_servers/http_server.cc.
+    assert HTTP_STATUS == {
+        "OK": 200,
+        "CANCELLED": 499,
+        "UNKNOWN": 500,
+        "INVALID_ARGUMENT": 400,
+        "DEADLINE_EXCEEDED": 504,
+        "NOT_FOUND": 404,
+        "ALREADY_EXISTS": 409,
+        "PERMISSION_DENIED": 403,
+        "RESOURCE_EXHAUSTED": 429,
+        "FAILED_PRECONDITION": 400,
+        "ABORTED": 409,
+        "OUT_OF_RANGE": 400,
+        "UNIMPLEMENTED": 501,
+        "INTERNAL": 500,
+        "UNAVAILABLE": 503,
+        "DATA_LOSS": 500,
+        "UNAUTHENTICATED": 401,
+    }
+    error = ServingError("FAILED_PRECONDITION", "not ready")
+    assert error.http_status == 400
+    assert _status_reply(error) == (400, {"error": "not ready"})
+
+
+def _raw_reply(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("length", [b"\xb2", b"1\xb9", b"\xb3\xb3"])
+def test_content_length_with_non_ascii_digits_is_a_400(rest, length):
+    # '\u00b2' passes str.isdigit(), but int() refuses it.
+    reply = _raw_reply(
+        rest.port,
+        b"POST /v1/models/m:predict HTTP/1.1\r\nHost: x\r\nContent-Length: "
+        + length
+        + b"\r\n\r\nab",
+    )
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), reply
+    assert "framing" in json.loads(body)["error"]
+    assert _ok(rest, "GET", "/v1/models/m")["model_version_status"]

@@ -72,6 +72,35 @@ def test_predict_and_classify(clients, kind):
     np.testing.assert_allclose(ids["scores"], expected_scores(["ab"]), rtol=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["rest", "grpc"])
+def test_plain_python_values_take_the_signature_dtype(clients, kind):
+    # The README's serving_token_ids call: Python ints for int32 inputs.
+    client = clients[kind]
+    ids = {"token_ids": [[2, 5, 3]], "segment_ids": [[0, 0, 0]]}
+    out = client.predict_inputs(
+        "m", {**ids, "padding_mask": [[1, 1, 1]]}, signature_name="serving_token_ids"
+    )
+    np.testing.assert_allclose(out["scores"], expected_scores(["abc"]), rtol=1e-6)
+    empty = {"token_ids": [[]], "segment_ids": [[]], "padding_mask": [[]]}
+    out = client.predict_inputs("m", empty, signature_name="serving_token_ids")
+    np.testing.assert_allclose(out["scores"], expected_scores([""]), rtol=1e-6)
+    with pytest.raises(ServingError) as info:  # does not fit int32: refused alike
+        client.predict_inputs(
+            "m", {**ids, "padding_mask": [[2**40, 0, 0]]}, "serving_token_ids"
+        )
+    assert info.value.code == "INVALID_ARGUMENT"
+
+
+def test_grpc_sends_numpy_arrays_with_their_own_dtype(clients):
+    wide = np.array([[1, 1]], dtype=np.int64)
+    with pytest.raises(ServingError, match="expects int32 values but got int64"):
+        clients["grpc"].predict_inputs(
+            "m",
+            {"token_ids": wide, "segment_ids": wide, "padding_mask": wide},
+            signature_name="serving_token_ids",
+        )
+
+
 def test_rest_and_grpc_agree_on_metadata_and_status(clients):
     for spec in ({}, {"version": 1}, {"label": "old"}):
         assert clients["rest"].metadata("m", **spec) == clients["grpc"].metadata(

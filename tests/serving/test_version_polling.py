@@ -12,6 +12,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from electra_keras.export.warmup import make_warmup_requests, write_warmup_requests
+from electra_keras.serving import model_registry
 from electra_keras.serving.errors import ServingError
 from electra_keras.serving.grpc_server import GrpcServer
 from electra_keras.serving.model_config import (
@@ -22,7 +23,11 @@ from electra_keras.serving.model_config import (
 from electra_keras.serving.model_registry import ModelRegistry
 from electra_keras.serving.testing import export_stand_in
 from electra_keras.serving.version_poller import VersionPoller
-from electra_keras.serving.warmup_replay import replay_warmup, warmup_path
+from electra_keras.serving.warmup_replay import (
+    read_warmup_records,
+    replay_warmup,
+    warmup_path,
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +46,7 @@ def exports(tmp_path_factory):
     return {"good": good, "warm": warm, "cold": cold}
 
 
-def _put(source: str, base, version: int) -> str:
+def _put(source: str, base, version: int | str) -> str:
     """Copies an export in as `base/version` atomically (write aside, rename)."""
     target = os.path.join(base, str(version))
     staging = os.path.join(base, f".staging-{version}")
@@ -230,3 +235,124 @@ def test_predict_outputs_still_match_after_a_swap(exports, tmp_path):
     _, _, outputs = registry.predict("m", {"text": np.array([b"abc"], dtype=object)})
     assert registry.get("m").version == 7
     np.testing.assert_allclose(outputs["scores"].sum(axis=-1), [1.0], rtol=1e-6)
+
+
+class _FailingRegistry:
+    """Stands in for a `ModelRegistry` whose every refresh / config apply raises."""
+
+    def __init__(self) -> None:
+        self.configs = {}
+        self.calls = 0
+
+    def refresh(self) -> None:
+        self.calls += 1
+        raise RuntimeError("disk on fire")
+
+    def apply_configs(self, configs) -> None:
+        self.calls += 1
+        raise RuntimeError("disk on fire")
+
+
+@pytest.mark.parametrize("what", ["file system", "model config"])
+def test_a_failing_poll_is_logged_once_and_waits_for_the_next(tmp_path, what):
+    registry = _FailingRegistry()
+    events = []
+    if what == "file system":
+        poller = VersionPoller(registry, 0.1, log=events.append)
+    else:
+        config = tmp_path / "models.config"
+        config.write_text(format_model_config([ServedModelConfig("m", "/x")]))
+        poller = VersionPoller(
+            registry, 0, str(config), config_poll_wait_seconds=0.1, log=events.append
+        )
+    poller.start()
+    time.sleep(1.0)
+    poller.stop()
+    # About 10 polls in 1 s; a failed poll used to be retried in a busy loop
+    # (about 100,000 log lines in 2 s).
+    assert 3 <= registry.calls <= 15, registry.calls
+    assert len(events) == registry.calls, events[:3]
+    assert all(f"{what} poll failed: RuntimeError: disk on fire" == e for e in events)
+
+
+def test_one_models_failing_poll_does_not_hold_up_the_others(
+    exports, tmp_path, monkeypatch
+):
+    _put(exports["good"], tmp_path / "a", 1)
+    _put(exports["good"], tmp_path / "b", 1)
+    events = []
+    registry = ModelRegistry(
+        [
+            ServedModelConfig("a", str(tmp_path / "a")),
+            ServedModelConfig("b", str(tmp_path / "b")),
+        ],
+        log=events.append,
+    )
+    list_directories = model_registry.version_directories
+
+    def unreadable_a(base_path):
+        if base_path == str(tmp_path / "a"):
+            raise PermissionError(f"[Errno 13] Permission denied: '{base_path}'")
+        return list_directories(base_path)
+
+    monkeypatch.setattr(model_registry, "version_directories", unreadable_a)
+    _put(exports["good"], tmp_path / "b", 2)
+    registry.refresh()  # "a" is listed first; it used to stop the refresh
+    assert registry.versions("b") == [2]
+    assert registry.versions("a") == [1]  # keeps serving what it served
+    assert "Permission denied" in registry.poll_error("a")
+    assert registry.poll_error("b") is None
+    registry.refresh()
+    failed = [e for e in events if e.startswith("model a: polling base path")]
+    assert len(failed) == 1 and "PermissionError" in failed[0], events
+
+    monkeypatch.setattr(model_registry, "version_directories", list_directories)
+    _put(exports["good"], tmp_path / "a", 3)
+    registry.refresh()
+    assert registry.versions("a") == [3] and registry.poll_error("a") is None
+    assert any(e.endswith("works again") for e in events), events
+
+
+def test_zero_padded_version_directories_are_loaded_from_their_own_name(
+    exports, tmp_path
+):
+    base = tmp_path / "m"
+    _put(exports["good"], base, "0001")
+    registry = ModelRegistry([ServedModelConfig("m", str(base))])
+    assert registry.versions("m") == [1]
+    assert registry.get("m").path == str(base / "0001")
+    _put(exports["good"], base, "00002")
+    registry.refresh()
+    assert registry.versions("m") == [2]
+    assert registry.get("m").path == str(base / "00002")
+    assert _status(registry) == {2: (AVAILABLE, 0, "")}
+
+
+def _write_records(path: str, count: int) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    (log,) = make_warmup_requests(["a"], "m", batch_sizes=(1,))
+    with tf.io.TFRecordWriter(path) as writer:
+        for _ in range(count):
+            writer.write(log.SerializeToString())
+
+
+def test_more_than_1000_warmup_records_fail_the_load(exports, tmp_path):
+    base = tmp_path / "m"
+    _put(exports["good"], base, 1)
+    registry = ModelRegistry([ServedModelConfig("m", str(base))])
+    staging = tmp_path / "staging"
+    shutil.copytree(exports["good"], staging)
+    _write_records(warmup_path(str(staging)), 1001)
+    _put(str(staging), base, 2)
+
+    registry.refresh()
+    assert registry.versions("m") == [1]  # never served in place of version 1
+    state, code, message = _status(registry)[2]
+    assert (state, code) == (END, 3), message  # INVALID_ARGUMENT
+    assert "Number of warmup records exceeds the maximum (1000)" in message
+    with pytest.raises(ServingError, match="exceeds the maximum"):
+        ModelRegistry([ServedModelConfig("m", str(base), policy="all")])
+
+    # Exactly the limit (our exporter never writes more) is read in full.
+    _write_records(warmup_path(str(staging)), 1000)
+    assert len(read_warmup_records(warmup_path(str(staging)))) == 1000
