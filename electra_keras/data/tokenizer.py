@@ -3,7 +3,9 @@
 `ElectraTokenizer` wraps `tf_text.BertTokenizer` (not `FastBertTokenizer`): its
 ops (CaseFoldUTF8, NormalizeUTF8, RegexSplitWithOffsets,
 WordpieceTokenizeWithOffsets) are all linked into TF Serving, so an exported
-model that tokenizes in-graph can be served.
+model that tokenizes in-graph can be served. The text is cleaned first as the
+original's `_clean_text` does (`clean_text`, core TF regex ops), in the one
+function every tokenization goes through (`prepare_text`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,51 @@ import tensorflow_text as tf_text
 from tensorflow_text.python.ops.bert_tokenizer import BasicTokenizer
 
 from electra_keras.data.vocab import check_vocabulary, load_vocabulary
+
+# What BERT/ELECTRA's `BasicTokenizer._clean_text` turns into a space: \t \n
+# \r and Unicode spaces (Zs). Line and paragraph separators (Zl, Zp) too: the
+# original keeps them, but its `str.split()` then splits words on them.
+_SPACE_CHARS = r"[\t\n\r\p{Z}]"
+# What it drops: every "other" character (Cc control, Cf format such as the
+# soft hyphen or U+200B, Co private use, Cs, and unassigned code points,
+# which RE2's \p{C} leaves out: hence the complement of the assigned
+# categories) and U+FFFD. Applied after `_SPACE_CHARS`, so \t \n \r are gone.
+_DROPPED_CHARS = r"[^\p{L}\p{M}\p{N}\p{P}\p{S}\p{Z}]|\x{FFFD}"
+# Longest word (in UTF-8 bytes, after normalization) that WordPiece cuts; a
+# longer one becomes [UNK]. The original allows 200 characters
+# (`max_input_chars_per_word`); tf-text counts bytes, so 800 (200 characters
+# of 4 bytes) lets every word of up to 200 characters be cut, in any script.
+# Remaining difference: a word of 201 to 800 bytes that is over 200
+# characters (e.g. 300 ASCII letters) is cut into wordpieces here and is
+# [UNK] in the original.
+MAX_BYTES_PER_WORD = 800
+
+
+def clean_text(strings: tf.Tensor) -> tf.Tensor:
+    """BERT/ELECTRA's `_clean_text`, in TF ops (core StaticRegexReplace).
+
+    Every Unicode space (Zs, Zl, Zp), tab, newline and carriage return
+    becomes a space; control, format, private-use and unassigned characters
+    (NUL, the zero-width space, the soft hyphen, a byte-order mark...) and
+    U+FFFD are dropped. tf-text's split alone knows only ASCII whitespace and
+    turns control and format characters into spaces: "10 km" with a
+    no-break space was one word, "co-operate" with a soft hyphen two.
+
+    Args:
+        strings: tf.string tensor.
+    """
+    strings = tf.strings.regex_replace(strings, _SPACE_CHARS, " ")
+    return tf.strings.regex_replace(strings, _DROPPED_CHARS, "")
+
+
+def prepare_text(strings: tf.Tensor, lowercase: bool) -> tf.Tensor:
+    """`clean_text`, then `normalize_text`: what every tokenization does first.
+
+    Args:
+        strings: tf.string tensor.
+        lowercase: apply the uncased normalization.
+    """
+    return normalize_text(clean_text(strings), lowercase)
 
 
 def normalize_text(strings: tf.Tensor, lowercase: bool) -> tf.Tensor:
@@ -40,20 +87,31 @@ def normalize_text(strings: tf.Tensor, lowercase: bool) -> tf.Tensor:
     return tf.strings.regex_replace(strings, r"\p{Mn}", "")
 
 
+def _longest_piece(tokens: Sequence[str]) -> int:
+    """Characters of the vocabulary's longest wordpiece, "##" left out.
+
+    WordPiece then tries no longer pieces (none can match), so a long word
+    costs (length x this) lookups rather than length squared: 5 ms instead of
+    136 ms for an 800-letter word with BERT's vocabulary. The ids are the same.
+    """
+    return max(len(token[2:] if token.startswith("##") else token) for token in tokens)
+
+
 class _WordSplitter:
     def __init__(self, lowercase: bool) -> None:
         self._lowercase = lowercase
         self._basic = BasicTokenizer(lower_case=False, normalization_form=None)
 
     def tokenize(self, strings: tf.Tensor) -> tf.RaggedTensor:
-        return self._basic.tokenize(normalize_text(strings, self._lowercase))
+        return self._basic.tokenize(prepare_text(strings, self._lowercase))
 
 
 def word_splitter(lowercase: bool) -> _WordSplitter:
     """The word split that comes before WordPiece (also used to build vocabularies).
 
-    `normalize_text`, then a split on whitespace and punctuation with CJK
-    characters apart. `.tokenize(strings)` gives ragged words.
+    `prepare_text` (cleaning and normalization), then a split on whitespace
+    and punctuation with CJK characters apart. `.tokenize(strings)` gives
+    ragged words.
 
     Args:
         lowercase: apply the uncased normalization first.
@@ -64,9 +122,11 @@ def word_splitter(lowercase: bool) -> _WordSplitter:
 class ElectraTokenizer:
     """BERT-style WordPiece tokenizer over an in-memory vocabulary.
 
-    Text is split on whitespace and punctuation (CJK characters split apart),
-    optionally lower-cased with accents stripped, then cut into the longest
-    matching wordpieces; words that cannot be cut become [UNK].
+    Text is cleaned (`clean_text`: Unicode spaces become spaces, control and
+    format characters are dropped), optionally lower-cased with accents
+    stripped, split on whitespace and punctuation (CJK characters split
+    apart), then cut into the longest matching wordpieces; words that cannot
+    be cut, or longer than `MAX_BYTES_PER_WORD` bytes, become [UNK].
 
     Args:
         vocabulary: a list of tokens (id = index) or the path of a vocab.txt.
@@ -99,14 +159,17 @@ class ElectraTokenizer:
                 ),
                 default_value=self._ids["[UNK]"],
             )
-        # Normalization is done by `normalize_text` (see there why not by
-        # tf-text's `lower_case`); the split is the same as `word_splitter`.
+        # Cleaning and normalization are `prepare_text`'s (see
+        # `normalize_text` why not tf-text's `lower_case`); the split is the
+        # same as `word_splitter`.
         self._tokenizer = tf_text.BertTokenizer(
             table,
             token_out_type=tf.int32,
             unknown_token="[UNK]",
             lower_case=False,
             normalization_form=None,
+            max_bytes_per_word=MAX_BYTES_PER_WORD,
+            max_chars_per_token=_longest_piece(tokens),
         )
 
     # === Constructors ===
@@ -213,7 +276,7 @@ class ElectraTokenizer:
         strings = tf.convert_to_tensor(strings, dtype=tf.string)
         if strings.shape.rank == 0:
             return self.tokenize(tf.expand_dims(strings, 0))[0]
-        ids = self._tokenizer.tokenize(normalize_text(strings, self._lowercase))
+        ids = self._tokenizer.tokenize(prepare_text(strings, self._lowercase))
         return ids.merge_dims(-2, -1)
 
     def detokenize(self, ids: tf.Tensor | tf.RaggedTensor) -> tf.Tensor:

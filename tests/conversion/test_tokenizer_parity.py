@@ -16,6 +16,7 @@ SAMPLES = [
     "xqzptlkw unknownwordzzz 12345 3.14159 $100 50%",
     "Tabs\tand\nnewlines   and  spaces",
     "Emoji 😀 and symbols © ® ™ ½",
+    "10\xa0km, foo\u3000bar, co\xadoperate, zero\u200bwidth, bad\ufffdbyte",
     "",
     "a" * 150,
     "ÀÉÎÕÜ straße ǅ ﬁ",
@@ -33,6 +34,9 @@ def test_ids_match_transformers(cls_name, tmp_path):
     theirs = getattr(transformers, cls_name).from_pretrained(
         str(tmp_path), do_lower_case=True
     )
+    # The original ELECTRA/BERT code wordpieces words of up to 200 characters
+    # (`max_input_chars_per_word=200`); transformers' default is 100.
+    theirs.backend_tokenizer.model.max_input_chars_per_word = 200
     got = ours.tokenize(SAMPLES).to_list()
     for text, ids in zip(SAMPLES, got, strict=True):
         expected = theirs(text, add_special_tokens=False)["input_ids"]

@@ -1,6 +1,7 @@
 import gzip
 import hashlib
 import json
+import os
 import zipfile
 
 import pytest
@@ -106,7 +107,10 @@ def test_demo_vocabulary_is_learned_once_and_cached(monkeypatch, tmp_path, capsy
     monkeypatch.setattr(vocab_lib, "build_vocabulary", build)
     cache_root = str(tmp_path / "cache")
     path = demo_corpus.demo_vocabulary(cache_root, vocab_size=60)
-    assert path.endswith("wikitext2/vocab-60-uncased.txt")
+    assert os.path.basename(path) == (
+        f"vocab-60-uncased-c{demo_corpus._CONVERSION_VERSION}"
+        f"-v{demo_corpus._VOCAB_VERSION}.txt"
+    )
     tokens = vocab_lib.load_vocabulary(path)
     assert tokens[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     assert "g" in tokens and "##e" in tokens and len(tokens) <= 60
@@ -114,3 +118,7 @@ def test_demo_vocabulary_is_learned_once_and_cached(monkeypatch, tmp_path, capsy
     assert "Learning a 60-token WordPiece vocabulary" in capsys.readouterr().out
     assert demo_corpus.demo_vocabulary(cache_root, vocab_size=60) == path
     assert len(builds) == 1  # the second call reads the cache
+    # A new word split (or conversion) is another vocabulary: built again.
+    monkeypatch.setattr(demo_corpus, "_VOCAB_VERSION", demo_corpus._VOCAB_VERSION + 1)
+    assert demo_corpus.demo_vocabulary(cache_root, vocab_size=60) != path
+    assert len(builds) == 2
