@@ -206,6 +206,17 @@ class PretrainingConfig:
             raise ConfigError(
                 "`steps_per_epoch` and `steps_per_execution` must be positive."
             )
+        if self.steps_per_epoch % self.steps_per_execution:
+            # Keras runs whole groups of `steps_per_execution` steps: an
+            # epoch would overrun, and resume epoch boundaries break.
+            raise ConfigError(
+                f"`steps_per_execution` ({self.steps_per_execution}) must divide "
+                f"`steps_per_epoch` ({self.steps_per_epoch}): Keras runs whole "
+                "groups of `steps_per_execution` steps, so each epoch would run "
+                f"{_round_up(self.steps_per_epoch, self.steps_per_execution)} "
+                "steps and the run would train past `train_steps`. Choose a "
+                "divisor of `steps_per_epoch`, or change `steps_per_epoch`."
+            )
         if self.checkpoint_every < 0:
             raise ConfigError(
                 f"`checkpoint_every` must be >= 0, got {self.checkpoint_every}."
@@ -271,6 +282,10 @@ def apply_overrides(
             f"{', '.join(sorted(top | model))}."
         )
     return config.replace(**changes)
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
 
 
 def _reject_unknown(cls: type, values: dict[str, Any], what: str) -> None:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import codecs
 import glob
+import hashlib
 import os
 from collections.abc import Sequence
+from typing import Any
 
 _SNIFF_BYTES = 64 * 1024
 
@@ -104,3 +106,107 @@ def detect_format(path: str, max_lines: int = 1_000_000) -> bool:
             else:
                 seen_blank = seen_text
     return True
+
+
+def file_sha256(path: str, chunk_bytes: int = 1 << 24) -> str:
+    """The SHA-256 of a file's contents, read in chunks.
+
+    Args:
+        path: the file.
+        chunk_bytes: bytes read at a time.
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def corpus_fingerprint(paths: Sequence[str]) -> list[dict[str, Any]]:
+    """What identifies each corpus file: path, size, modification time, SHA-256.
+
+    Recorded with packed TFRecords so that a resumed run can tell whether it
+    is given the files they were packed from (`changed_corpus_files`).
+
+    Args:
+        paths: the corpus files, in packing order.
+
+    Returns:
+        One dict per file: `path` (absolute), `bytes`, `mtime_ns`, `sha256`.
+    """
+    fingerprint = []
+    for path in paths:
+        stat = os.stat(path)
+        fingerprint.append(
+            {
+                "path": os.path.abspath(path),
+                "bytes": stat.st_size,
+                "mtime_ns": stat.st_mtime_ns,
+                "sha256": file_sha256(path),
+            }
+        )
+    return fingerprint
+
+
+def changed_corpus_files(
+    recorded: Sequence[dict[str, Any]] | None,
+    recorded_paths: Sequence[str],
+    paths: Sequence[str],
+) -> list[str]:
+    """How `paths` differ from the corpus files a fingerprint recorded.
+
+    Paths must match in order (the order changes the packing). A file of the
+    recorded size and modification time counts as unchanged, without reading
+    it; when only the time differs, its SHA-256 decides, so a copied or
+    touched file with the same contents is accepted. Hashing every file on
+    every resume would read the whole corpus each time; comparing times alone
+    would refuse a corpus copied to another disk.
+
+    Args:
+        recorded: `corpus_fingerprint` of the packed files; None for metadata
+            written before fingerprints were (only the paths are compared).
+        recorded_paths: the packed files' absolute paths, in order.
+        paths: the corpus files given now.
+
+    Returns:
+        One line per difference (files added, missing, reordered, changed);
+        empty when the files are the packed ones.
+    """
+    given = [os.path.abspath(path) for path in paths]
+    old = list(recorded_paths)
+    if given != old:
+        return _path_changes(old, given)
+    changes = []
+    for entry in recorded or []:
+        change = _file_change(entry)
+        if change:
+            changes.append(f"{entry['path']} {change}")
+    return changes
+
+
+def _path_changes(old: list[str], new: list[str]) -> list[str]:
+    added = [path for path in new if path not in old]
+    missing = [path for path in old if path not in new]
+    changes = []
+    if added:
+        changes.append("not packed before: " + ", ".join(added))
+    if missing:
+        changes.append("packed before but not given now: " + ", ".join(missing))
+    if not changes:
+        changes.append("the same files in another order: " + ", ".join(new))
+    return changes
+
+
+def _file_change(entry: dict[str, Any]) -> str | None:
+    """How one file differs from its fingerprint entry, or None."""
+    path = entry["path"]
+    if not os.path.isfile(path):
+        return "no longer exists"
+    stat = os.stat(path)
+    if stat.st_size != entry["bytes"]:
+        return f"has {stat.st_size:,} bytes, {entry['bytes']:,} when packed"
+    if stat.st_mtime_ns == entry["mtime_ns"]:
+        return None
+    if file_sha256(path) != entry["sha256"]:
+        return "has other contents (same size) than when packed"
+    return None

@@ -24,7 +24,11 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
-from electra_keras.data.corpus import detect_format, resolve_corpus_files
+from electra_keras.data.corpus import (
+    CorpusError,
+    detect_format,
+    resolve_corpus_files,
+)
 from electra_keras.data.packing import ExampleBuilder
 from electra_keras.data.tokenizer import ElectraTokenizer
 
@@ -34,13 +38,29 @@ DEFAULT_SHUFFLE_BUFFER = 10_000
 # End of a sentence: . ! or ? (plus closing quotes/brackets), spaces, then an
 # upper-case letter or digit, possibly after an opening quote or bracket.
 _SENTENCE_BREAK = r"""([.!?]["'”’)\]]*)\s+(["'“‘(\[]?[\p{Lu}0-9])"""
+# Python's whitespace (`str.isspace`, what `str.strip()` removes): ASCII \t-\r,
+# \x1c-\x1f, \x85 and Unicode's Z categories. `tf.strings.strip` knows only
+# ASCII whitespace, so a line of U+3000 or U+00A0 alone was a sentence (of
+# [UNK]) instead of a blank line ending a document, unlike `detect_format` and
+# the original's `line.strip()`.
+_PY_WHITESPACE = r"[\t-\r\x1c-\x1f\x{85}\p{Z}]"
+_STRIP = f"^{_PY_WHITESPACE}+|{_PY_WHITESPACE}+$"
+
+
+def strip_lines(lines: tf.Tensor) -> tf.Tensor:
+    """Python's `str.strip()` of each line, in TF ops (Unicode whitespace too).
+
+    Args:
+        lines: tf.string tensor.
+    """
+    return tf.strings.regex_replace(lines, _STRIP, "")
 
 
 def _tokenize_lines_fn(tokenizer: ElectraTokenizer, doc_per_line: bool):
     """A tf.data map function: a batch of lines -> flat ids and two splits."""
 
     def tokenize(lines: tf.Tensor):
-        lines = tf.strings.strip(lines)
+        lines = strip_lines(lines)
         if doc_per_line:
             marked = tf.strings.regex_replace(lines, _SENTENCE_BREAK, "\\1\n\\2")
             sentences = tf.strings.split(marked, "\n")
@@ -169,6 +189,20 @@ def pack_sentences(
             yield example
 
 
+def no_examples_error(paths: Sequence[str]) -> CorpusError:
+    """The error for a corpus that packs into no example at all.
+
+    Args:
+        paths: the corpus files.
+    """
+    return CorpusError(
+        f"The corpus file(s) {', '.join(paths)} gave no pretraining examples: "
+        "no line holds a token once control and format characters (such as "
+        "U+200B or a byte-order mark) are dropped. Check that the files hold "
+        "text, or give other files."
+    )
+
+
 def make_pretraining_dataset(
     files: str | Sequence[str],
     tokenizer: ElectraTokenizer,
@@ -185,6 +219,10 @@ def make_pretraining_dataset(
     """Batches of packed examples streamed straight from text (no TFRecords).
 
     Each pass over the corpus packs it again with a new seed (`seed + epoch`).
+    A pass that gives no example at all fails instead of looping forever: the
+    generator raises a `CorpusError` naming the files, which tf.data reports
+    as a `tf.errors.InvalidArgumentError` with that message when the first
+    batch is read.
 
     Args:
         files: corpus file paths or glob patterns (checked now).
@@ -217,7 +255,13 @@ def make_pretraining_dataset(
                 tokenizer, seq_len, seed + epoch, short_seq_prob, single_segment_prob
             )
             sentences = tokenized_sentences(paths, tokenizer, formats)
-            yield from pack_sentences(builder, sentences)
+            count = 0
+            for example in pack_sentences(builder, sentences):
+                count += 1
+                yield example
+            if not count:
+                # Else `repeat` would loop over the corpus forever, yielding nothing.
+                raise no_examples_error(paths)
             epoch += 1
             if not repeat:
                 return

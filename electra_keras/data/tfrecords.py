@@ -6,6 +6,7 @@ The records use the original code's feature names (`input_ids`, `input_mask`,
 
 from __future__ import annotations
 
+import fractions
 import glob
 import json
 import os
@@ -16,11 +17,17 @@ import numpy as np
 import tensorflow as tf
 
 from electra_keras.data import cache
-from electra_keras.data.corpus import CorpusError, resolve_corpus_files
+from electra_keras.data.corpus import (
+    CorpusError,
+    changed_corpus_files,
+    corpus_fingerprint,
+    resolve_corpus_files,
+)
 from electra_keras.data.pretraining_data import (
     Progress,
     corpus_formats,
     example_builder,
+    no_examples_error,
     pack_sentences,
     tokenized_sentences,
 )
@@ -39,6 +46,10 @@ class MetadataMismatchError(ValueError):
     """TFRecords were written for another sequence length or vocabulary."""
 
 
+class CorpusChangedError(ValueError):
+    """TFRecords were packed from other corpus files (or contents) than given."""
+
+
 def _serialize(example: dict[str, np.ndarray]) -> bytes:
     def feature(values: np.ndarray) -> tf.train.Feature:
         return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
@@ -52,6 +63,14 @@ def _serialize(example: dict[str, np.ndarray]) -> bytes:
     return record.SerializeToString()
 
 
+def _crosses(index: int, share: fractions.Fraction) -> bool:
+    """Whether example `index` is held out: `floor((index + 1) * share)` grows
+    there, so a share `p / q` holds out `p` of every `q` examples, evenly."""
+    return ((index + 1) * share.numerator) // share.denominator > (
+        index * share.numerator
+    ) // share.denominator
+
+
 def write_pretraining_tfrecords(
     files: str | Sequence[str],
     tokenizer: ElectraTokenizer,
@@ -63,16 +82,20 @@ def write_pretraining_tfrecords(
     single_segment_prob: float = 0.1,
     doc_per_line: bool | None = None,
     verbose: bool = True,
-    holdout_every: int = 0,
+    holdout_fraction: float = 0.0,
     holdout_dir: str | None = None,
 ) -> list[str]:
     """Packs a corpus into sharded TFRecords plus a `metadata.json`.
 
     Shards and metadata left in `output_dir` by an earlier run are removed
     first. Examples go round-robin to `num_shards` files named
-    `pretrain_data.tfrecord-XXXXX-of-YYYYY`; `metadata.json` (written last)
-    records seq_len, the vocabulary and the example count, so that
-    `load_pretraining_dataset` can refuse files made for another config.
+    `pretrain_data.tfrecord-XXXXX-of-YYYYY` (to fewer when the corpus gives
+    fewer examples: one per example, so that no shard is empty);
+    `metadata.json` (written last) records seq_len, the vocabulary, the
+    example count, the shards and a fingerprint of the corpus files
+    (`corpus.corpus_fingerprint`), so that `load_pretraining_dataset` can
+    refuse files made for another config and `check_packed_corpus` shards
+    packed from other files.
 
     Args:
         files: corpus file paths or glob patterns (checked before anything is
@@ -80,31 +103,45 @@ def write_pretraining_tfrecords(
         tokenizer: the `ElectraTokenizer`.
         output_dir: directory for the shards (created if needed).
         seq_len: example length.
-        num_shards: number of TFRecord files.
+        num_shards: number of TFRecord files (at most: never more than the
+            examples).
         seed: seed of the packing randomness.
         short_seq_prob: see `ExampleBuilder`.
         single_segment_prob: see `ExampleBuilder`.
         doc_per_line: see `pretraining_examples`.
         verbose: show a progress line.
-        holdout_every: with `holdout_dir`, every `holdout_every`-th example
-            goes to one held-out shard there (with its own metadata) instead
-            of the training shards: an evaluation split of the same corpus.
+        holdout_fraction: with `holdout_dir`, this fraction of the examples
+            (in (0, 0.5], spread evenly: example i when `floor((i + 1) * f)`
+            grows) goes to one held-out shard there (with its own metadata)
+            instead of the training shards: an evaluation split of the same
+            corpus. 0.02 holds out every 50th example.
         holdout_dir: directory of the held-out shard.
 
     Returns:
         The shard paths.
+
+    Raises:
+        CorpusError: a corpus file is unusable, or the corpus gives no
+            example at all (no metadata is written then).
     """
     if num_shards < 1:
         raise ValueError(f"num_shards must be at least 1, got {num_shards}.")
-    if holdout_dir is not None and holdout_every < 2:
-        raise ValueError(f"holdout_every must be at least 2, got {holdout_every}.")
+    if holdout_dir is not None and not 0.0 < holdout_fraction <= 0.5:
+        raise ValueError(
+            f"holdout_fraction must be in (0, 0.5], got {holdout_fraction}."
+        )
+    # Exact integer arithmetic: float products miss integers (0.02 * 50).
+    share = fractions.Fraction(holdout_fraction).limit_denominator(10**6)
     paths = resolve_corpus_files(files)
     formats = corpus_formats(paths, doc_per_line)
     builder = example_builder(
         tokenizer, seq_len, seed, short_seq_prob, single_segment_prob
     )
-    shards = _fresh_shards(output_dir, num_shards)
-    holdout = _fresh_shards(holdout_dir, 1) if holdout_dir else []
+    # Before packing: a file edited while it is packed then differs from it.
+    fingerprint = corpus_fingerprint(paths)
+    _remove_stale_shards(output_dir)
+    if holdout_dir:
+        _remove_stale_shards(holdout_dir)
     if verbose:
         print(
             f"Writing pretraining examples (seq_len {seq_len}) from {len(paths)} "
@@ -120,22 +157,26 @@ def write_pretraining_tfrecords(
             print(f"  {path}: {layout}", flush=True)
     progress = Progress(len(paths), verbose)
     sentences = tokenized_sentences(paths, tokenizer, formats, progress)
-    writers = [tf.io.TFRecordWriter(path) for path in shards + holdout]
-    num_train = num_held_out = 0
+    train = _ShardWriter(output_dir, num_shards)
+    held = _ShardWriter(holdout_dir, 1) if holdout_dir else None
     try:
         for index, example in enumerate(pack_sentences(builder, sentences)):
-            if holdout and index % holdout_every == holdout_every - 1:
-                writers[-1].write(_serialize(example))
-                num_held_out += 1
+            if held is not None and _crosses(index, share):
+                held.write(_serialize(example))
             else:
-                writers[num_train % num_shards].write(_serialize(example))
-                num_train += 1
+                train.write(_serialize(example))
             progress.examples += 1
             progress.update()
+        shards = train.finish()
+        holdout = held.finish() if held is not None else []
     finally:
-        for writer in writers:
-            writer.close()
+        train.close()
+        if held is not None:
+            held.close()
     progress.update(final=True)
+    if not train.count:
+        raise no_examples_error(paths)
+    num_train, num_held_out = train.count, held.count if held is not None else 0
     metadata = {
         "seq_len": seq_len,
         "vocab_size": tokenizer.vocab_size,
@@ -148,28 +189,29 @@ def write_pretraining_tfrecords(
             os.path.basename(path): os.path.getsize(path) for path in shards
         },
         "source_files": [os.path.abspath(path) for path in paths],
+        "source_fingerprint": fingerprint,
         "doc_per_line": formats,
         "seed": seed,
         "short_seq_prob": short_seq_prob,
         "single_segment_prob": single_segment_prob,
         "features": {"token_ids": "input_ids", "padding_mask": "input_mask"},
     }
-    if holdout:
+    if held is not None:
         held_out = dict(
             metadata,
             num_examples=num_held_out,
-            shards=[os.path.basename(holdout[0])],
-            shard_bytes={os.path.basename(holdout[0]): os.path.getsize(holdout[0])},
-            held_out_every=holdout_every,
+            shards=[os.path.basename(path) for path in holdout],
+            shard_bytes={os.path.basename(p): os.path.getsize(p) for p in holdout},
+            held_out_fraction=holdout_fraction,
         )
         _write_metadata(holdout_dir, held_out)
-        metadata["held_out"] = {"directory": holdout_dir, "every": holdout_every}
+        metadata["held_out"] = {"directory": holdout_dir, "fraction": holdout_fraction}
     # Written last: its presence marks a complete set of shards.
     _write_metadata(output_dir, metadata)
     if verbose:
-        held = f", {num_held_out:,} held out for evaluation" if holdout else ""
+        held_text = f", {num_held_out:,} held out for evaluation" if holdout_dir else ""
         print(
-            f"Wrote {num_train:,} examples{held} "
+            f"Wrote {num_train:,} examples{held_text} to {len(shards)} shard(s) "
             f"({builder.num_truncated_tokens:,} of {builder.num_tokens:,} tokens "
             f"truncated away) and {METADATA_FILE}.",
             flush=True,
@@ -177,8 +219,8 @@ def write_pretraining_tfrecords(
     return shards
 
 
-def _fresh_shards(directory: str, num_shards: int) -> list[str]:
-    """Shard paths in `directory`, after removing what an earlier run left."""
+def _remove_stale_shards(directory: str) -> None:
+    """Creates `directory`, or removes the metadata and shards an earlier run left."""
     os.makedirs(directory, exist_ok=True)
     # Metadata first: it marks a complete set.
     stale = [os.path.join(directory, METADATA_FILE)]
@@ -186,10 +228,59 @@ def _fresh_shards(directory: str, num_shards: int) -> list[str]:
     for path in stale:
         if os.path.isfile(path):
             os.remove(path)
+
+
+def _shard_paths(directory: str, num_shards: int) -> list[str]:
     return [
         os.path.join(directory, f"{SHARD_PREFIX}-{i:05d}-of-{num_shards:05d}")
         for i in range(num_shards)
     ]
+
+
+class _ShardWriter:
+    """Writes records round-robin to at most `max_shards` files, none empty.
+
+    The first `max_shards` records wait in memory until it is known how many
+    files get one: a corpus of fewer examples than `max_shards` gets one
+    shard per example (named `-of-<that count>`), since an empty shard is one
+    `load_pretraining_dataset` rejects. No records: no files.
+    """
+
+    def __init__(self, directory: str, max_shards: int) -> None:
+        self._directory = directory
+        self._max_shards = max_shards
+        self._pending: list[bytes] = []
+        self._writers: list[tf.io.TFRecordWriter] = []
+        self._paths: list[str] = []
+        self.count = 0
+
+    def write(self, record: bytes) -> None:
+        if self._writers:
+            self._writers[self.count % len(self._writers)].write(record)
+        else:
+            self._pending.append(record)
+            if len(self._pending) == self._max_shards:
+                self._open(self._max_shards)
+        self.count += 1
+
+    def _open(self, num_shards: int) -> None:
+        self._paths = _shard_paths(self._directory, num_shards)
+        self._writers = [tf.io.TFRecordWriter(path) for path in self._paths]
+        for writer, record in zip(self._writers, self._pending, strict=True):
+            writer.write(record)
+        self._pending = []
+
+    def finish(self) -> list[str]:
+        """Writes what still waits and closes the files; returns their paths."""
+        if not self._writers and self._pending:
+            self._open(len(self._pending))
+        self.close()
+        return list(self._paths)
+
+    def close(self) -> None:
+        for writer in self._writers:
+            writer.close()
+        self._writers = []
 
 
 def _write_metadata(directory: str, metadata: dict[str, Any]) -> None:
@@ -207,6 +298,56 @@ def read_metadata(directory: str) -> dict[str, Any] | None:
         return json.load(f)
 
 
+def check_packed_corpus(
+    directory: str,
+    files: Sequence[str],
+    option: str,
+    held_out: bool | None = None,
+) -> None:
+    """Refuses to reuse the TFRecords in `directory` for other corpus files.
+
+    Compares `files` with what `metadata.json` recorded: the paths in order,
+    then each file's size and modification time, and its SHA-256 when only
+    the time differs (see `corpus.changed_corpus_files`). A directory without
+    metadata passes (nothing is reused).
+
+    Args:
+        directory: a `write_pretraining_tfrecords` output directory.
+        files: the corpus files given now (already resolved).
+        option: where they come from, for the message (e.g. "--corpus").
+        held_out: if given, whether the directory must hold a held-out split
+            (`holdout_dir`) rather than a corpus packed on its own.
+
+    Raises:
+        CorpusChangedError: the files, their order or their contents differ;
+            the message names each difference and what to do.
+    """
+    metadata = read_metadata(directory)
+    if metadata is None:
+        return
+    changes = changed_corpus_files(
+        metadata.get("source_fingerprint"), metadata.get("source_files") or [], files
+    )
+    # "held_out_every": metadata written before the fraction was exact.
+    was_held_out = "held_out_fraction" in metadata or "held_out_every" in metadata
+    if held_out is not None and held_out != was_held_out:
+        changes.insert(
+            0,
+            "it holds a held-out split of the training corpus, not a corpus "
+            "packed on its own"
+            if was_held_out
+            else "it holds a corpus packed on its own, not a held-out split",
+        )
+    if changes:
+        raise CorpusChangedError(
+            f"The TFRecords in {directory} were packed from other corpus files "
+            f"than {option} gives now: {'; '.join(changes)}. Give the files the "
+            "run was packed from, or start a new run in another --output-dir; "
+            f"to go on with this run on the new files, delete {directory} so "
+            "that they are packed again."
+        )
+
+
 def _resolve_tfrecords(source: str | Sequence[str]) -> list[str]:
     sources = [source] if isinstance(source, (str, os.PathLike)) else list(source)
     files: list[str] = []
@@ -215,6 +356,12 @@ def _resolve_tfrecords(source: str | Sequence[str]) -> list[str]:
             metadata = read_metadata(item)
             if metadata is None:
                 matches = sorted(glob.glob(os.path.join(item, f"{SHARD_PREFIX}*")))
+            elif not metadata["shards"]:
+                raise CorpusError(
+                    f"{os.path.join(item, METADATA_FILE)} records no examples "
+                    "(a held-out split of a corpus too small to hold one out). "
+                    "Give a larger corpus, or a separate evaluation corpus."
+                )
             else:
                 matches = [os.path.join(item, name) for name in metadata["shards"]]
         elif glob.has_magic(item):

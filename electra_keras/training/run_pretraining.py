@@ -93,8 +93,9 @@ def run_pretraining(
         verbose: 0 silent, 1 Keras' progress bar, 2 one line per epoch, or
             "auto" (the default): the bar on a terminal, else lines.
         eval_corpus: Text files or globs for evaluation. None: the WikiText-2
-            validation split with the demo corpus, else every
-            `1 / config.eval_fraction`-th packed example of `corpus`.
+            validation split with the demo corpus, else
+            `config.eval_fraction` of the packed examples of `corpus`, spread
+            evenly.
 
     Returns:
         A `PretrainingResult`.
@@ -201,14 +202,27 @@ def run_pretraining(
             tokenizer,
             data_dir,
             num_shards=num_shards,
-            holdout_every=round(1 / config.eval_fraction) if holdout else 0,
+            holdout_fraction=config.eval_fraction if holdout else 0.0,
             holdout_dir=eval_dir if holdout else None,
             **packing,
         )
-    if evaluate and eval_files and tfrecords.read_metadata(eval_dir) is None:
+    else:
+        # Packed data is reused only for the files (and contents) it was
+        # packed from: else a resumed run would train on the old corpus.
+        tfrecords.check_packed_corpus(data_dir, corpus_files, "--corpus")
+    eval_packed = tfrecords.read_metadata(eval_dir) is not None
+    if evaluate and eval_files and not eval_packed:
         print("Packing the eval corpus:", flush=True)
         tfrecords.write_pretraining_tfrecords(
             eval_files, tokenizer, eval_dir, num_shards=1, **packing
+        )
+    elif evaluate and eval_files:
+        tfrecords.check_packed_corpus(
+            eval_dir, eval_files, "--eval-corpus", held_out=False
+        )
+    elif evaluate and eval_packed:
+        tfrecords.check_packed_corpus(
+            eval_dir, corpus_files, "--corpus (no --eval-corpus)", held_out=True
         )
 
     # --- 3. model -------------------------------------------------------------

@@ -18,7 +18,11 @@ from electra_keras.data import pretraining_data as pdata
 from electra_keras.data.pretraining_data import (
     make_pretraining_dataset,
     pretraining_examples,
+    strip_lines,
+    tokenized_sentences,
 )
+
+from conftest import run_python
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +103,50 @@ def test_bad_arguments_fail_early(tmp_path, tokenizer):
         make_pretraining_dataset([corpus], tokenizer, 4, 2)
     with pytest.raises(ValueError, match=r"short_seq_prob must be in \[0, 1\]"):
         pretraining_examples([corpus], tokenizer, 16, short_seq_prob=1.5)
+
+
+def test_unicode_whitespace_lines_are_blank(tmp_path, tokenizer):
+    path = tmp_path / "c.txt"
+    path.write_text("w1 w2\n\u3000\nw3\n\u00a0 \u2009\nw4\n")
+    sentences = list(tokenized_sentences([str(path)], tokenizer, [False]))
+    # Each whitespace-only line ends a document, as `detect_format` and the
+    # original's `line.strip()` see it.
+    assert sentences == [[6, 7], None, [8], None, [9], None]
+
+
+def test_strip_lines_is_pythons_strip():
+    chars = [chr(cp) for cp in range(0x10000) if not 0xD800 <= cp < 0xE000]
+    lines = [f"{char} x{char}y {char}{char}" for char in chars] + chars
+    got = [line.decode() for line in strip_lines(tf.constant(lines)).numpy()]
+    wrong = [
+        f"U+{ord(line[0]):04X}"
+        for line, stripped in zip(lines, got, strict=True)
+        if stripped != line.strip()
+    ]
+    assert not wrong
+
+
+EMPTY_CORPUS_CODE = """
+    import tensorflow as tf
+
+    from electra_keras.config import SPECIAL_TOKENS
+    from electra_keras.data.pretraining_data import make_pretraining_dataset
+    from electra_keras.data.tokenizer import ElectraTokenizer
+
+    tokenizer = ElectraTokenizer([*SPECIAL_TOKENS, "w1"])
+    dataset = make_pretraining_dataset({path!r}, tokenizer, 16, 2)
+    try:
+        next(iter(dataset))
+    except tf.errors.InvalidArgumentError as error:
+        print("ERROR", error.message)
+"""
+
+
+def test_streaming_a_corpus_without_examples_fails(tmp_path):
+    # Text that passes the corpus checks (not whitespace to Python) but holds
+    # no token: the repeated generator looped forever without yielding. In a
+    # subprocess, so that a hang fails the test instead of stopping the suite.
+    path = tmp_path / "z.txt"
+    path.write_text("\u200b\u200b\n\ufeff\n")
+    out = run_python(EMPTY_CORPUS_CODE.format(path=str(path)), timeout=180)
+    assert f"CorpusError: The corpus file(s) {path} gave no pretraining" in out

@@ -1,5 +1,6 @@
-"""TFRecords: round trip, static shapes, metadata checks."""
+"""TFRecords: round trip, static shapes, metadata checks, corpus fingerprints."""
 
+import hashlib
 import json
 import os
 
@@ -14,7 +15,9 @@ from electra_keras.data.pretraining_data import (
     pretraining_examples,
 )
 from electra_keras.data.tfrecords import (
+    CorpusChangedError,
     MetadataMismatchError,
+    check_packed_corpus,
     load_pretraining_dataset,
     write_pretraining_tfrecords,
 )
@@ -223,3 +226,203 @@ def test_same_seed_same_order_and_skip_resumes_it(tmp_path, tokenizer):
         np.testing.assert_array_equal(resumed, full[skip : skip + 5])
     other = ids(load_pretraining_dataset(out, 24, 4, seed=8), epoch)
     assert not np.array_equal(np.stack(other), np.stack(full[:epoch]))
+
+
+# === Small corpora: no empty shards ===
+THREE_DOCUMENTS = "w1 w2 w3\n\nw4 w5\n\nw6\n"
+
+
+def test_small_corpus_packs_without_empty_shards(tmp_path, tokenizer):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(THREE_DOCUMENTS)
+    out = str(tmp_path / "records")
+    shards = write_pretraining_tfrecords(
+        str(corpus), tokenizer, out, 16, num_shards=8, verbose=0
+    )
+    # Three examples, so three shards (not eight, five of them empty).
+    names = [f"pretrain_data.tfrecord-0000{i}-of-00003" for i in range(3)]
+    assert [os.path.basename(path) for path in shards] == names
+    assert sorted(os.listdir(out)) == ["metadata.json", *names]
+    metadata = json.load(open(os.path.join(out, "metadata.json")))
+    assert metadata["shards"] == names and metadata["num_examples"] == 3
+    dataset = load_pretraining_dataset(out, 16, 1, repeat=False, vocab_size=46)
+    assert len(list(dataset)) == 3
+    # Packing again (e.g. after a deleted metadata.json) gives the same.
+    write_pretraining_tfrecords(str(corpus), tokenizer, out, 16, num_shards=8)
+    assert sorted(os.listdir(out)) == ["metadata.json", *names]
+
+
+def test_held_out_split_without_examples(tmp_path, tokenizer):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(THREE_DOCUMENTS)
+    out, held = str(tmp_path / "records"), str(tmp_path / "eval")
+    write_pretraining_tfrecords(
+        str(corpus),
+        tokenizer,
+        out,
+        16,
+        verbose=0,
+        holdout_fraction=0.2,
+        holdout_dir=held,
+    )
+    assert os.listdir(held) == ["metadata.json"]  # no empty shard
+    metadata = json.load(open(os.path.join(held, "metadata.json")))
+    assert metadata["num_examples"] == 0 and metadata["shards"] == []
+    with pytest.raises(CorpusError, match="records no examples"):
+        load_pretraining_dataset(held, 16, 1)
+    assert len(list(load_pretraining_dataset(out, 16, 1, repeat=False))) == 3
+
+
+def test_corpus_without_examples_is_refused(tmp_path, tokenizer):
+    corpus = tmp_path / "z.txt"
+    corpus.write_text("\u200b\u200b\n\ufeff\n")
+    out = str(tmp_path / "records")
+    with pytest.raises(CorpusError, match=f"{corpus} gave no pretraining examples"):
+        write_pretraining_tfrecords(str(corpus), tokenizer, out, 16, verbose=0)
+    assert os.listdir(out) == []
+
+
+# === Corpus fingerprints: packed data is reused only for its own corpus ===
+def _pack(tmp_path, tokenizer, *names, **kwargs):
+    for name in names:
+        if not (tmp_path / name).exists():
+            write_corpus(tmp_path / name, num_docs=5, seed=len(name))
+    out = str(tmp_path / "records")
+    files = [str(tmp_path / name) for name in names]
+    write_pretraining_tfrecords(files, tokenizer, out, 24, verbose=0, **kwargs)
+    return out, files
+
+
+def _same_size_edit(path):
+    text = open(path).read()
+    with open(path, "w") as f:
+        f.write(text.replace("w1", "w2", 1) if "w1" in text else text.upper())
+    stat = os.stat(path)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+
+
+def test_metadata_fingerprints_the_corpus(tmp_path, tokenizer):
+    out, files = _pack(tmp_path, tokenizer, "a.txt", "b.txt")
+    metadata = json.load(open(os.path.join(out, "metadata.json")))
+    assert [entry["path"] for entry in metadata["source_fingerprint"]] == files
+    for entry, path in zip(metadata["source_fingerprint"], files, strict=True):
+        assert entry["bytes"] == os.path.getsize(path)
+        assert entry["mtime_ns"] == os.stat(path).st_mtime_ns
+        assert entry["sha256"] == hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def test_same_corpus_passes_even_when_touched(tmp_path, tokenizer):
+    out, files = _pack(tmp_path, tokenizer, "a.txt", "b.txt")
+    check_packed_corpus(out, files, "--corpus")
+    os.utime(files[0], ns=(1, 10**18))  # copied or touched: same contents
+    check_packed_corpus(out, files, "--corpus")
+    check_packed_corpus(str(tmp_path / "nothing"), ["x"], "--corpus")  # no metadata
+
+
+def test_changed_corpus_is_named(tmp_path, tokenizer):
+    out, (a, b) = _pack(tmp_path, tokenizer, "a.txt", "b.txt")
+    c = str(tmp_path / "c.txt")
+    write_corpus(tmp_path / "c.txt", num_docs=3)
+    with pytest.raises(
+        CorpusChangedError,
+        match=f"{out} were packed from other corpus files than --corpus gives now: "
+        f"not packed before: {c}; packed before but not given now: {b}. .*"
+        f"delete {out} so that they are packed again",
+    ):
+        check_packed_corpus(out, [a, c], "--corpus")
+    with pytest.raises(CorpusChangedError, match=f"another order: {b}, {a}"):
+        check_packed_corpus(out, [b, a], "--corpus")
+    _same_size_edit(a)
+    with pytest.raises(
+        CorpusChangedError, match=f"{a} has other contents \\(same size\\)"
+    ):
+        check_packed_corpus(out, [a, b], "--corpus")
+    with open(b, "a") as f:
+        f.write("w1\n")
+    with pytest.raises(
+        CorpusChangedError, match=f"{b} has [0-9,]+ bytes, [0-9,]+ when"
+    ):
+        check_packed_corpus(out, [a, b], "--corpus")
+
+
+def test_held_out_split_is_not_an_eval_corpus(tmp_path, tokenizer):
+    held = str(tmp_path / "eval")
+    out, files = _pack(
+        tmp_path, tokenizer, "a.txt", holdout_fraction=0.5, holdout_dir=held
+    )
+    check_packed_corpus(held, files, "--corpus", held_out=True)
+    with pytest.raises(CorpusChangedError, match="holds a held-out split"):
+        check_packed_corpus(held, files, "--eval-corpus", held_out=False)
+    with pytest.raises(CorpusChangedError, match="not a held-out split"):
+        check_packed_corpus(out, files, "--corpus", held_out=True)
+
+
+def test_metadata_without_fingerprint_compares_paths(tmp_path, tokenizer):
+    out, (a,) = _pack(tmp_path, tokenizer, "a.txt")
+    path = os.path.join(out, "metadata.json")
+    metadata = json.load(open(path))
+    del metadata["source_fingerprint"]
+    json.dump(metadata, open(path, "w"))
+    _same_size_edit(a)
+    check_packed_corpus(out, [a], "--corpus")  # contents unknown: not compared
+    with pytest.raises(CorpusChangedError, match="not packed before"):
+        check_packed_corpus(out, [a + ".other"], "--corpus")
+
+
+def test_resumed_run_refuses_data_of_another_corpus(tmp_path, tokenizer):
+    from electra_keras.config import get_preset
+    from electra_keras.data.vocab import save_vocabulary
+    from electra_keras.training.run_pretraining import run_pretraining
+
+    # Two steps of a small model, should the check ever let a run start.
+    config = get_preset("tiny").replace(
+        train_steps=2, steps_per_epoch=2, warmup_steps=0, batch_size=2, xla="off"
+    )
+    run = tmp_path / "run"
+    vocab = str(tmp_path / "vocab.txt")
+    save_vocabulary(tokenizer.vocabulary, vocab)
+    old, new, eval_a, eval_b = (tmp_path / n for n in ("old", "new", "ea", "eb"))
+    for seed, path in enumerate((old, new, eval_a, eval_b)):
+        write_corpus(path, num_docs=5, seed=seed)
+    # What an interrupted run packed: --corpus old, --eval-corpus ea.
+    packing = dict(seq_len=config.seq_len, seed=config.seed, verbose=0)
+    write_pretraining_tfrecords(str(old), tokenizer, str(run / "data"), **packing)
+    write_pretraining_tfrecords(
+        str(eval_a), tokenizer, str(run / "data" / "eval"), num_shards=1, **packing
+    )
+
+    def resume(corpus, eval_corpus):
+        run_pretraining(
+            config, str(run), [str(corpus)], vocab=vocab, eval_corpus=eval_corpus
+        )
+
+    with pytest.raises(
+        CorpusChangedError, match=f"--corpus gives now: not packed before: {new}"
+    ):
+        resume(new, [str(eval_a)])
+    with pytest.raises(
+        CorpusChangedError,
+        match=f"--eval-corpus gives now: not packed before: {eval_b}",
+    ):
+        resume(old, [str(eval_b)])
+    with pytest.raises(CorpusChangedError, match="not a held-out split"):
+        resume(old, None)
+    _same_size_edit(str(old))
+    with pytest.raises(CorpusChangedError, match=f"{old} has other contents"):
+        resume(old, [str(eval_a)])
+
+
+@pytest.mark.parametrize(
+    "fraction, first, share",
+    [(0.02, [49, 99, 149], 0.02), (0.4, [2, 4, 7, 9], 0.4), (0.3, [3, 6, 9], 0.3)],
+)
+def test_held_out_examples_are_the_asked_fraction_spread_evenly(fraction, first, share):
+    # Holding out every round(1 / f)-th example gave 50% for f = 0.4.
+    import fractions
+
+    from electra_keras.data.tfrecords import _crosses
+
+    exact = fractions.Fraction(fraction).limit_denominator(10**6)
+    held = [i for i in range(1000) if _crosses(i, exact)]
+    assert held[: len(first)] == first
+    assert len(held) == round(1000 * share)
