@@ -84,6 +84,7 @@ def write_pretraining_tfrecords(
     verbose: bool = True,
     holdout_fraction: float = 0.0,
     holdout_dir: str | None = None,
+    holdout_every: int | None = None,
 ) -> list[str]:
     """Packs a corpus into sharded TFRecords plus a `metadata.json`.
 
@@ -116,6 +117,9 @@ def write_pretraining_tfrecords(
             instead of the training shards: an evaluation split of the same
             corpus. 0.02 holds out every 50th example.
         holdout_dir: directory of the held-out shard.
+        holdout_every: the earlier form of `holdout_fraction`: every
+            `holdout_every`-th example (`holdout_fraction=1 / holdout_every`,
+            the same examples). Give one or the other.
 
     Returns:
         The shard paths.
@@ -126,6 +130,12 @@ def write_pretraining_tfrecords(
     """
     if num_shards < 1:
         raise ValueError(f"num_shards must be at least 1, got {num_shards}.")
+    if holdout_every is not None:
+        if holdout_fraction:
+            raise ValueError("Give holdout_fraction or holdout_every, not both.")
+        if holdout_every < 2:
+            raise ValueError(f"holdout_every must be at least 2, got {holdout_every}.")
+        holdout_fraction = 1.0 / holdout_every
     if holdout_dir is not None and not 0.0 < holdout_fraction <= 0.5:
         raise ValueError(
             f"holdout_fraction must be in (0, 0.5], got {holdout_fraction}."

@@ -112,14 +112,20 @@ def next_version(base_dir: str | os.PathLike, name: str) -> int:
         name: the model name.
     """
     model_dir = os.path.join(os.fspath(base_dir), name)
+    return max(_version_folders(model_dir), default=0) + 1
+
+
+def _version_folders(model_dir: str) -> dict[int, str]:
+    """Version -> folder name of the version folders in `model_dir` (`0001`
+    is version 1, as for TF Serving; ASCII digits only)."""
     if not os.path.isdir(model_dir):
-        return 1
-    versions = [
-        int(entry)
-        for entry in os.listdir(model_dir)
-        if _VERSION_RE.match(entry) and os.path.isdir(os.path.join(model_dir, entry))
-    ]
-    return max(versions, default=0) + 1
+        return {}
+    return {
+        int(entry): entry
+        for entry in sorted(os.listdir(model_dir))
+        if _VERSION_RE.fullmatch(entry)
+        and os.path.isdir(os.path.join(model_dir, entry))
+    }
 
 
 def clean_text(text: tf.Tensor) -> tf.Tensor:
@@ -553,10 +559,12 @@ def export_classifier(
         raise ValueError(f"Version must be a positive integer, got {version!r}.")
     model_dir = os.path.join(os.fspath(base_dir), name)
     final_dir = os.path.join(model_dir, str(version))
-    if os.path.exists(final_dir):
+    existing = _version_folders(model_dir).get(version)
+    if os.path.exists(final_dir) or existing is not None:
+        taken = os.path.join(model_dir, existing or str(version))
         raise ValueError(
-            f"{final_dir} already exists; versions are never overwritten "
-            "(omit --version to take the next free one)."
+            f"{taken} already exists (version {version}); versions are never "
+            "overwritten (omit --version to take the next free one)."
         )
     model_path = None
     if isinstance(model, (str, os.PathLike)):

@@ -374,6 +374,14 @@ def _cast_numbers(array: np.ndarray, target: np.dtype) -> np.ndarray:
     return array
 
 
+def _strings_only(value: Any) -> bool:
+    """Whether a plain Python value (nested lists) holds strings and nothing
+    else: its dtype needs no metadata (empty lists do: `[[]]` is no dtype)."""
+    if isinstance(value, (list, tuple)):
+        return bool(value) and all(_strings_only(v) for v in value)
+    return isinstance(value, (str, bytes))
+
+
 def _plain_to_array(value: Any, dtype: Any | None) -> np.ndarray:
     """A plain Python value (list, scalar) as the array a request should carry.
 
@@ -429,6 +437,8 @@ class GrpcClient:
         )
         self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
         self.model_stub = model_service_pb2_grpc.ModelServiceStub(self.channel)
+        # (model, signature, version, label) -> input dtypes, read once.
+        self._dtypes: dict[tuple, dict[str, Any]] = {}
 
     def close(self) -> None:
         """Closes the channel."""
@@ -465,10 +475,12 @@ class GrpcClient:
     ) -> dict[str, np.ndarray]:
         """Predict with any named inputs (numpy arrays, or lists made into arrays).
 
-        Numpy arrays are sent with their own dtype. Plain Python values (lists,
-        scalars) take the signature input's dtype, read from the model's
-        metadata, as the REST API does for JSON: `[[2, 5, 3]]` goes as int32
-        to an int32 input, so both clients answer the same request alike.
+        Numpy arrays are sent with their own dtype. Plain Python numbers
+        (lists, scalars) take the signature input's dtype, read from the
+        model's metadata once per model, signature, version and label (one
+        extra call, the first time), as the REST API does for JSON:
+        `[[2, 5, 3]]` goes as int32 to an int32 input, so both clients answer
+        the same request alike. Strings need no metadata.
 
         Args:
             model: model name.
@@ -483,8 +495,12 @@ class GrpcClient:
         request = predict_pb2.PredictRequest()
         self._fill_spec(request.model_spec, model, signature_name, version, label)
         dtypes = {}
-        if not all(isinstance(value, np.ndarray) for value in inputs.values()):
-            dtypes = self._input_dtypes(model, signature_name, version, label)
+        plain = [v for v in inputs.values() if not isinstance(v, np.ndarray)]
+        if not all(_strings_only(v) for v in plain):
+            key = (model, signature_name, version, label)
+            if key not in self._dtypes:
+                self._dtypes[key] = self._input_dtypes(*key)
+            dtypes = self._dtypes[key]
         for name, value in inputs.items():
             if not isinstance(value, np.ndarray):
                 value = _plain_to_array(value, dtypes.get(name))

@@ -269,11 +269,19 @@ def _check_settings(output_dir: str, settings: dict[str, Any]) -> None:
             for key in set(previous) | set(settings)
             if key not in _GROWABLE_SETTINGS and previous.get(key) != settings.get(key)
         )
-        if changed:
-            details = "; ".join(
-                f"{key}: {previous.get(key)!r} then, {settings.get(key)!r} now"
-                for key in changed
-            )
+        details = [
+            f"{key}: {previous.get(key)!r} then, {settings.get(key)!r} now"
+            for key in changed
+        ]
+        # A task may be added, not changed under the same name (its finished
+        # runs sit in finetune/<name>/).
+        before = {_task_name(t): t for t in previous.get("tasks", [])}
+        for task in settings.get("tasks", []):
+            name = _task_name(task)
+            if name in before and before[name] != task:
+                details.append(f"task {name}: {before[name]!r} then, {task!r} now")
+        if details:
+            details = "; ".join(details)
             raise ConfigError(
                 f"{output_dir} holds a study with other settings ({details}), "
                 "whose finished runs would be reused. Use another --output-dir, "
@@ -288,6 +296,11 @@ def _check_settings(output_dir: str, settings: dict[str, Any]) -> None:
 
     os.makedirs(output_dir, exist_ok=True)
     atomic_write_text(path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
+
+
+def _task_name(task: str | dict[str, Any]) -> str:
+    """A study task's name: its directory under `finetune/`."""
+    return task if isinstance(task, str) else task.get("name", task.get("task"))
 
 
 def _pretrain(config, run_dir, corpus, vocab, verbose) -> dict[str, Any]:

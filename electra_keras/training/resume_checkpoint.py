@@ -182,9 +182,9 @@ class ResumeCheckpoint(keras.callbacks.Callback):
             batch end at or past each multiple).
         restore_step: The step to restore in the first `on_train_begin`
             (0: none), from `latest_resume_step`.
-        final_step: No checkpoint at or past this step: the run's outputs are
-            written then, and a kill while writing them redoes at most one
-            interval.
+        final_step: No checkpoint at or past this many batches (the run's
+            last step): the run's outputs are written then, and a kill while
+            writing them redoes at most one interval.
         keep: Complete checkpoints kept (at least 1; the newest is deleted
             only after a newer one is complete).
     """
@@ -228,7 +228,9 @@ class ResumeCheckpoint(keras.callbacks.Callback):
         if step // self.every <= self._last // self.every:
             return
         self._last = step
-        if self.final_step is not None and step >= self.final_step:
+        # Counted in batches: under mixed_float16 `iterations` can lag behind,
+        # and a checkpoint at the last batch would resume to nothing to train.
+        if self.final_step is not None and self._batches >= self.final_step:
             return
         save_resume_checkpoint(self.model, self.directory, batches=self._batches)
         for _, old in list_resume_checkpoints(self.directory)[: -self.keep]:

@@ -426,3 +426,6 @@ def test_held_out_examples_are_the_asked_fraction_spread_evenly(fraction, first,
     held = [i for i in range(1000) if _crosses(i, exact)]
     assert held[: len(first)] == first
     assert len(held) == round(1000 * share)
+    # The earlier `holdout_every=N` is the fraction 1/N: the same examples.
+    every = fractions.Fraction(1.0 / 7).limit_denominator(10**6)
+    assert [i for i in range(30) if _crosses(i, every)] == [6, 13, 20, 27]

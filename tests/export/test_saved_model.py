@@ -126,6 +126,12 @@ def test_versions(tmp_path):
     with pytest.raises(ValueError, match="plain folder name"):
         export_classifier(model, "../m", base_dir=tmp_path)
     assert sorted(os.listdir(tmp_path / "m")) == ["3", "4", "7", "backup"]
+    # A zero-padded folder is that version for TF Serving: never a second one.
+    os.makedirs(tmp_path / "m" / "0009")
+    os.makedirs(tmp_path / "m" / "\u00b9\u00b9")  # "¹¹": not ASCII digits, ignored
+    assert next_version(tmp_path, "m") == 10
+    with pytest.raises(ValueError, match=r"0009 already exists \(version 9\)"):
+        export_classifier(model, "m", base_dir=tmp_path, version=9)
 
 
 def test_rejects_models_it_cannot_serve(tmp_path):

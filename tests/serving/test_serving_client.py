@@ -91,6 +91,23 @@ def test_plain_python_values_take_the_signature_dtype(clients, kind):
     assert info.value.code == "INVALID_ARGUMENT"
 
 
+def test_grpc_reads_the_signature_dtypes_once(clients, monkeypatch):
+    client = clients["grpc"]
+    calls = []
+    real = client._metadata
+    monkeypatch.setattr(client, "_dtypes", {})
+    monkeypatch.setattr(client, "_metadata", lambda *a: calls.append(a) or real(*a))
+    ids = {
+        "token_ids": [[2, 5, 3]],
+        "segment_ids": [[0, 0, 0]],
+        "padding_mask": [[1] * 3],
+    }
+    for _ in range(3):
+        client.predict_inputs("m", ids, signature_name="serving_token_ids")
+    client.predict_inputs("m", {"text": ["abc"]})  # strings: no metadata needed
+    assert len(calls) == 1
+
+
 def test_grpc_sends_numpy_arrays_with_their_own_dtype(clients):
     wide = np.array([[1, 1]], dtype=np.int64)
     with pytest.raises(ServingError, match="expects int32 values but got int64"):

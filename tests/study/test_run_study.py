@@ -173,6 +173,10 @@ def test_settings_and_tasks_are_checked_before_pretraining(tmp_path, monkeypatch
     study_module._check_settings(out, {**settings, "seeds": 5, "tasks": [task, "mr"]})
     with pytest.raises(ConfigError, match=r"budget: 1.0 then, 2.0 now"):
         study_module._check_settings(out, {**settings, "budget": 2.0})
+    # A task changed under the same name would reuse its finished runs.
+    other_file = {**task, "train_file": str(tmp_path / "other.csv")}
+    with pytest.raises(ConfigError, match="task toy: "):
+        study_module._check_settings(out, {**settings, "tasks": [other_file]})
     with pytest.raises(ConfigError, match="no study_settings.json"):
         os.makedirs(tmp_path / "old" / "electra")
         study_module._check_settings(str(tmp_path / "old"), settings)

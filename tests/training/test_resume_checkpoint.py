@@ -64,6 +64,17 @@ def test_a_step_the_loss_scale_optimizer_skips_still_consumes_its_batch(tmp_path
     assert rc.resume_batches(str(tmp_path), 6) == 7
     assert fit_segments(10, steps_per_epoch=12, epochs=1) == [(0, 10, 2)]
 
+    # The last batch gets no checkpoint, though `iterations` lags one step:
+    # resumed there, the run would have nothing left to train (and would
+    # save an untrained model).
+    final = rc.ResumeCheckpoint(str(tmp_path / "final"), every=1, final_step=12)
+    model.compile(
+        keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(1e-2)), "mse"
+    )
+    model.fit(x, x[:, :1], batch_size=2, callbacks=[final], shuffle=False, verbose=0)
+    newest = rc.latest_resume_step(str(tmp_path / "final"))
+    assert newest == 10 and rc.resume_batches(str(tmp_path / "final"), newest) == 11
+
     # Across `fit` calls and partial epochs (a resumed run's segments).
     data = np.random.default_rng(1).normal(size=(32, 4)).astype("float32")
     restorer = rc.ResumeCheckpoint(str(tmp_path), every=1, restore_step=9)
