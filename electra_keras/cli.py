@@ -14,6 +14,7 @@ import sys
 
 from electra_keras.cli_parsing import PROG, CliParser, print_error
 from electra_keras.config import (
+    CORPUS_FORMATS,
     PRECISION_CHOICES,
     PRESET_NAMES,
     STRATEGIES,
@@ -43,6 +44,13 @@ def _add_pretrain_parser(subparsers) -> None:
         nargs="+",
         help="Text files or globs: one sentence per line with blank lines "
         "between documents, or one document per line.",
+    )
+    p.add_argument(
+        "--corpus-format",
+        choices=tuple(CORPUS_FORMATS),
+        help="Layout of the corpus files (default auto: detected per file; a "
+        "file with blank lines counts as sentence-per-line, so give "
+        "document-per-line when each line is a whole document).",
     )
     p.add_argument("--vocab", help="BERT-style vocab.txt (default: BERT uncased).")
     p.add_argument(
@@ -168,6 +176,7 @@ _FLAG_TO_FIELD = {
     "disc_weight": "disc_weight",
     "seed": "seed",
     "eval_fraction": "eval_fraction",
+    "corpus_format": "corpus_format",
     "eval_steps": "eval_steps",
 }
 

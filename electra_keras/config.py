@@ -13,6 +13,8 @@ from typing import Any
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+# `corpus_format` -> `doc_per_line` of the packing (None: detected per file).
+CORPUS_FORMATS = {"auto": None, "sentence-per-line": False, "document-per-line": True}
 MIXED_PRECISION_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 # "auto" resolves to one of the policies on the machine that trains (see
 # `training.strategy.resolve_precision`).
@@ -119,6 +121,9 @@ class PretrainingConfig:
     lowercase: bool = True  # Lower-case and strip accents before WordPiece.
     short_seq_prob: float = 0.05  # Chance of a shorter, random-length example.
     single_segment_prob: float = 0.1  # Chance of an example with one segment.
+    # Corpus layout: "auto" (detected per file), "sentence-per-line" (blank
+    # lines between documents) or "document-per-line".
+    corpus_format: str = "auto"
     # --- masking and sampling ---
     mask_prob: float = 0.15  # Fraction of real tokens chosen for prediction.
     mask_token_rate: float = 0.85  # Of the chosen: replaced by [MASK].
@@ -191,6 +196,11 @@ class PretrainingConfig:
             raise ConfigError(
                 f"Unknown mixed precision policy {self.mixed_precision!r}; choose one "
                 f"of {', '.join(PRECISION_CHOICES)}."
+            )
+        if self.corpus_format not in CORPUS_FORMATS:
+            raise ConfigError(
+                f"Unknown corpus_format {self.corpus_format!r}; choose one of "
+                f"{', '.join(CORPUS_FORMATS)}."
             )
         if self.xla not in ("on", "off", "auto"):
             raise ConfigError(f"`xla` must be 'on', 'off' or 'auto', got {self.xla!r}.")

@@ -70,6 +70,13 @@ def test_set_values_take_the_fields_types():
             config(item)
 
 
+def test_corpus_format_flag():
+    parse = build_parser().parse_args
+    args = parse(["pretrain", "--corpus-format", "document-per-line"])
+    assert pretrain_config_from_args(args).corpus_format == "document-per-line"
+    assert pretrain_config_from_args(parse(["pretrain"])).corpus_format == "auto"
+
+
 def test_checkpoint_every_flag_and_its_check():
     parse = build_parser().parse_args
     assert pretrain_config_from_args(parse(["pretrain"])).checkpoint_every == 0

@@ -18,3 +18,11 @@ def test_steps_per_execution_must_divide_steps_per_epoch():
         get_preset("tiny").replace(steps_per_execution=3)  # 250 steps an epoch
     config = get_preset("tiny").replace(steps_per_epoch=12, steps_per_execution=4)
     assert config.steps_per_execution == 4
+
+
+def test_corpus_format_is_checked():
+    from electra_keras.config import get_preset
+
+    assert get_preset("tiny").corpus_format == "auto"
+    with pytest.raises(ConfigError, match="Unknown corpus_format 'docs'"):
+        get_preset("tiny").replace(corpus_format="docs")

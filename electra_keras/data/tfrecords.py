@@ -164,6 +164,8 @@ def write_pretraining_tfrecords(
                 if per_line
                 else "one sentence per line, blank lines between documents"
             )
+            if doc_per_line is None:  # detected: say how to overrule it
+                layout += " (detected; --corpus-format overrules)"
             print(f"  {path}: {layout}", flush=True)
     progress = Progress(len(paths), verbose)
     sentences = tokenized_sentences(paths, tokenizer, formats, progress)

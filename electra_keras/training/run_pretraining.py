@@ -30,7 +30,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from electra_keras.config import ConfigError, PretrainingConfig
+from electra_keras.config import CORPUS_FORMATS, ConfigError, PretrainingConfig
 from electra_keras.pretraining.flops import pretraining_flops
 
 CONFIG_FILE = "config.json"
@@ -193,6 +193,7 @@ def run_pretraining(
         seed=config.seed,
         short_seq_prob=config.short_seq_prob,
         single_segment_prob=config.single_segment_prob,
+        doc_per_line=CORPUS_FORMATS[config.corpus_format],
     )
     metadata = tfrecords.read_metadata(data_dir)
     if metadata is None:

@@ -429,3 +429,54 @@ def test_held_out_examples_are_the_asked_fraction_spread_evenly(fraction, first,
     # The earlier `holdout_every=N` is the fraction 1/N: the same examples.
     every = fractions.Fraction(1.0 / 7).limit_denominator(10**6)
     assert [i for i in range(30) if _crosses(i, every)] == [6, 13, 20, 27]
+
+
+class _Packed(Exception):
+    pass
+
+
+def test_corpus_format_overrules_the_detection(
+    tmp_path, tokenizer, monkeypatch, capsys
+):
+    # One document per line with blank lines between them reads as
+    # sentence-per-line: each whole document one "sentence", cut to seq_len.
+    from electra_keras.config import get_preset
+    from electra_keras.data.vocab import save_vocabulary
+    from electra_keras.training import run_pretraining as run_module
+
+    words = [w for w in tokenizer.vocabulary[5:] if not w.startswith("##")][:20]
+    rng = np.random.default_rng(0)
+    docs = [
+        ". ".join(" ".join(rng.choice(words, 8)).capitalize() for _ in range(6)) + "."
+        for _ in range(4)
+    ]
+    corpus = tmp_path / "docs.txt"
+    corpus.write_text("\n\n".join(docs) + "\n")
+    kept = {}
+    for doc_per_line in (None, True):
+        out = str(tmp_path / f"records-{doc_per_line}")
+        write_pretraining_tfrecords(
+            str(corpus), tokenizer, out, 32, num_shards=1, doc_per_line=doc_per_line
+        )
+        batches = load_pretraining_dataset(out, 32, 1, repeat=False)
+        kept[doc_per_line] = sum(int(b["padding_mask"].numpy().sum()) for b in batches)
+    assert "(detected; --corpus-format overrules)" in capsys.readouterr().out
+    assert kept[True] > 1.5 * kept[None]  # 212 against 128 tokens
+    # The config's corpus_format reaches the packing of a run.
+    seen = {}
+
+    def packed(*args, **kwargs):
+        seen.update(kwargs)
+        raise _Packed
+
+    from electra_keras.data import tfrecords as tfrecords_module
+
+    monkeypatch.setattr(tfrecords_module, "write_pretraining_tfrecords", packed)
+    vocab = str(tmp_path / "vocab.txt")
+    save_vocabulary(tokenizer.vocabulary, vocab)
+    config = get_preset("tiny").replace(corpus_format="document-per-line", xla="off")
+    with pytest.raises(_Packed):
+        run_module.run_pretraining(
+            config, str(tmp_path / "run"), [str(corpus)], vocab=vocab, verbose=0
+        )
+    assert seen["doc_per_line"] is True
