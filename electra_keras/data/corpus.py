@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import codecs
 import glob
-import hashlib
 import os
 from collections.abc import Sequence
 from typing import Any
+
+from electra_keras.data import cache
 
 _SNIFF_BYTES = 64 * 1024
 
@@ -108,20 +109,6 @@ def detect_format(path: str, max_lines: int = 1_000_000) -> bool:
     return True
 
 
-def file_sha256(path: str, chunk_bytes: int = 1 << 24) -> str:
-    """The SHA-256 of a file's contents, read in chunks.
-
-    Args:
-        path: the file.
-        chunk_bytes: bytes read at a time.
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def corpus_fingerprint(paths: Sequence[str]) -> list[dict[str, Any]]:
     """What identifies each corpus file: path, size, modification time, SHA-256.
 
@@ -142,7 +129,7 @@ def corpus_fingerprint(paths: Sequence[str]) -> list[dict[str, Any]]:
                 "path": os.path.abspath(path),
                 "bytes": stat.st_size,
                 "mtime_ns": stat.st_mtime_ns,
-                "sha256": file_sha256(path),
+                "sha256": cache.file_digest(path),
             }
         )
     return fingerprint
@@ -207,6 +194,6 @@ def _file_change(entry: dict[str, Any]) -> str | None:
         return f"has {stat.st_size:,} bytes, {entry['bytes']:,} when packed"
     if stat.st_mtime_ns == entry["mtime_ns"]:
         return None
-    if file_sha256(path) != entry["sha256"]:
+    if cache.file_digest(path) != entry["sha256"]:
         return "has other contents (same size) than when packed"
     return None
