@@ -13,6 +13,7 @@ import os
 from collections.abc import Sequence
 
 import tensorflow as tf
+from google.protobuf.message import DecodeError
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
 WARMUP_FILENAME = "tf_serving_warmup_requests"
@@ -102,17 +103,29 @@ def write_warmup_requests(
 
 
 def read_warmup_requests(
-    path: str | os.PathLike,
+    path: str | os.PathLike, limit: int | None = None
 ) -> list[prediction_log_pb2.PredictionLog]:
     """Reads a warmup file back (for tests and for replaying it locally).
 
     Args:
         path: a `tf_serving_warmup_requests` TFRecord file.
+        limit: read at most this many records (None: all).
+
+    Raises:
+        ValueError: a record is not a `PredictionLog` (its index named).
     """
+    records = tf.data.TFRecordDataset(os.fspath(path))
+    if limit is not None:
+        records = records.take(limit)
     logs = []
-    for record in tf.data.TFRecordDataset(os.fspath(path)):
+    for index, record in enumerate(records):
         log = prediction_log_pb2.PredictionLog()
-        log.ParseFromString(record.numpy())
+        try:
+            log.ParseFromString(record.numpy())
+        except DecodeError as error:
+            raise ValueError(
+                f"Failed to parse warmup record {index} from {os.fspath(path)}: {error}"
+            ) from error
         logs.append(log)
     return logs
 

@@ -14,10 +14,13 @@ import os
 
 import numpy as np
 import tensorflow as tf
-from google.protobuf.message import DecodeError
 from tensorflow_serving.apis import prediction_log_pb2
 
-from electra_keras.export.warmup import MAX_WARMUP_RECORDS, WARMUP_FILENAME
+from electra_keras.export.warmup import (
+    MAX_WARMUP_RECORDS,
+    WARMUP_FILENAME,
+    read_warmup_requests,
+)
 from electra_keras.serving.errors import invalid_argument
 
 
@@ -41,25 +44,15 @@ def read_warmup_records(path: str) -> list[prediction_log_pb2.PredictionLog]:
             records (only one record past the limit is read) or a record
             that is not a `PredictionLog`.
     """
-    records = [
-        record.numpy()
-        for record in tf.data.TFRecordDataset(path).take(MAX_WARMUP_RECORDS + 1)
-    ]
-    if len(records) > MAX_WARMUP_RECORDS:
+    try:
+        logs = read_warmup_requests(path, limit=MAX_WARMUP_RECORDS + 1)
+    except ValueError as error:
+        raise invalid_argument(str(error)) from error
+    if len(logs) > MAX_WARMUP_RECORDS:
         raise invalid_argument(
             f"Number of warmup records exceeds the maximum ({MAX_WARMUP_RECORDS}) "
             f"at {path}"
         )
-    logs = []
-    for index, record in enumerate(records):
-        log = prediction_log_pb2.PredictionLog()
-        try:
-            log.ParseFromString(record)
-        except DecodeError as error:
-            raise invalid_argument(
-                f"Failed to parse warmup record {index} from {path}: {error}"
-            ) from error
-        logs.append(log)
     return logs
 
 
