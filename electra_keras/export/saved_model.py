@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 import uuid
@@ -75,6 +74,7 @@ from electra_keras.export.warmup import (
     write_warmup_requests,
 )
 from electra_keras.models.classifier_preprocessor import truncated_pair_lengths
+from electra_keras.serving.model_config import parse_version_directory
 
 # tensorflow-text ops the exported graph uses: `normalize_text` and the
 # BertTokenizer split and WordPiece, all in the `ops_lib` that TF Serving
@@ -95,7 +95,6 @@ CLASSIFY_METHOD_NAME = "tensorflow/serving/classify"
 # Unicode's replacement character, written for every invalid UTF-8 sequence.
 REPLACEMENT_CHAR = 0xFFFD
 
-_VERSION_RE = re.compile(r"^[0-9]+$")
 COMPUTE_DTYPES = ("auto", "float32", "bfloat16")
 # "fused": `ClassifierGraph` (fused attention projections, 2-D matmuls, token 0
 # only in the last layer); "keras": the Keras model's own call.
@@ -120,12 +119,12 @@ def _version_folders(model_dir: str) -> dict[int, str]:
     is version 1, as for TF Serving; ASCII digits only)."""
     if not os.path.isdir(model_dir):
         return {}
-    return {
-        int(entry): entry
-        for entry in sorted(os.listdir(model_dir))
-        if _VERSION_RE.fullmatch(entry)
-        and os.path.isdir(os.path.join(model_dir, entry))
-    }
+    folders = {}
+    for entry in sorted(os.listdir(model_dir)):
+        version = parse_version_directory(entry)
+        if version is not None and os.path.isdir(os.path.join(model_dir, entry)):
+            folders[version] = entry
+    return folders
 
 
 def clean_text(text: tf.Tensor) -> tf.Tensor:
