@@ -193,7 +193,7 @@ def _build_model(
 
     explicit = pretrained is not None
     asked_random = random_init or (pretrained is None and preset is not None)
-    pretrained = _default_pretrained(pretrained, preset, random_init)
+    pretrained = _default_pretrained(pretrained, preset)
     preset = preset or DEFAULT_PRESET
     if pretrained is not None and not os.path.isfile(pretrained):
         raise FileNotFoundError(
@@ -361,8 +361,9 @@ def finetune(
     `preset` is given, else `runs/pretrain/discriminator.keras` if it
     exists, else a random `tiny` model (with a printed notice).
     `random_init` keeps that backbone's architecture and vocabulary and
-    drops its weights: the baseline to compare a pretraining run with. The vocabulary is the `vocab.txt` next to the pretrained
-    model, else `vocab`, else BERT uncased.
+    drops its weights: the baseline to compare a pretraining run with. The
+    vocabulary is the `vocab.txt` next to the pretrained model, else `vocab`,
+    else BERT uncased.
 
     Args:
         task: "mr" (default) or "trec" (both downloaded), a GLUE task, or "csv".
@@ -462,7 +463,7 @@ def finetune(
         layerwise_lr_decay = defaults["layerwise_lr_decay"]
     steps_per_epoch = math.ceil(len(train) / batch_size)
     train_steps = steps_per_epoch * epochs
-    backbone_file = _default_pretrained(pretrained, preset, random_init)
+    backbone_file = _default_pretrained(pretrained, preset)
     # What the run resolved to (defaults filled in), and what it reads.
     settings = _run_settings(
         task=spec.name,
@@ -632,17 +633,14 @@ def _run_settings(**settings: Any) -> dict[str, Any]:
     return settings
 
 
-def _default_pretrained(
-    pretrained: str | None, preset: str | None, random_init: bool
-) -> str | None:
-    """The backbone file `_build_model` starts from (None: a random preset),
-    its weights when `random_init` is False, else its architecture only.
+def _default_pretrained(pretrained: str | None, preset: str | None) -> str | None:
+    """The backbone file `_build_model` starts from (None: a random preset);
+    with `random_init` only its architecture is used.
 
     `DEFAULT_PRETRAINED` when it exists and neither `pretrained` nor a
     `preset` was given: a `preset` without `pretrained` asks for a random
     model of that size.
     """
-    del random_init  # the same file either way: only its weights are dropped
     if pretrained is None and preset is None and os.path.isfile(DEFAULT_PRETRAINED):
         return DEFAULT_PRETRAINED
     return pretrained
